@@ -1,0 +1,198 @@
+"""Edit images from text instructions with ICEdit, headless, through the real ComfyUI executor.
+
+    scripts/icedit --edit photo.jpg "make the sky a warm sunset" --edit cat.png "give the cat a red hat"
+
+Starts a ComfyUI server with this pack (or uses --server), submits workflows/icedit_basic.json once per
+(image, instruction) pair, shows progress, and writes <name>_edited.png and <name>_comparison.png.
+
+Model files are looked for in --models-dir and in the ComfyUI's own models/ folder. When the real FLUX.1 Fill,
+text encoders, VAE and ICEdit LoRA are not all there, it runs on small random-weight smoke-test models that it
+generates once, and says so: those outputs are noise, not edits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import comfy_host  # noqa: E402
+import workflow_api  # noqa: E402
+from bootstrap import PACK_ROOT, comfyui_path  # noqa: E402
+
+BASIC_WORKFLOW = os.path.join(PACK_ROOT, "workflows", "icedit_basic.json")
+# Where each real file of the basic workflow lives in a ComfyUI models folder (first folder name is ComfyUI's
+# current one, the second its older alias).
+REAL_MODELS = {
+    ("UNETLoader", "unet_name"): (("diffusion_models", "unet"), "flux1-fill-dev.safetensors"),
+    ("DualCLIPLoader", "clip_name1"): (("text_encoders", "clip"), "clip_l.safetensors"),
+    ("DualCLIPLoader", "clip_name2"): (("text_encoders", "clip"), "t5xxl_fp16.safetensors"),
+    ("VAELoader", "vae_name"): (("vae",), "ae.safetensors"),
+    ("LoraLoaderModelOnly", "lora_name"): (("loras",), "ICEdit-normal-lora/pytorch_lora_weights.safetensors"),
+}
+SMOKE_NOTICE = ("SMOKE TEST: the real ICEdit weights were not found, so this run uses small random-weight "
+                "models. The images it writes are noise, not edits; they show that the whole path runs.")
+
+
+def find_missing_real_models(model_dirs: list[str]) -> list[str]:
+    missing = []
+    for (folders, filename) in REAL_MODELS.values():
+        found = any(os.path.isfile(os.path.join(root, folder, filename))
+                    for root in model_dirs for folder in folders)
+        if not found:
+            missing.append(f"{folders[0]}/{filename}")
+    return missing
+
+
+def example_image(path: str) -> str:
+    """A synthetic landscape (sky, sun, hills) so the command runs with no input at all."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (640, 480), (110, 170, 230))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((430, 60, 530, 160), fill=(250, 220, 90))
+    draw.polygon([(0, 330), (180, 220), (360, 320), (520, 240), (640, 300), (640, 480), (0, 480)],
+                 fill=(70, 130, 60))
+    draw.rectangle((0, 420, 640, 480), fill=(90, 80, 60))
+    image.save(path)
+    return path
+
+
+def smoke_workflow(workflow: dict, smoke: dict) -> dict:
+    """The basic workflow with the smoke-test files, and the stand-in text-encoder loader for DualCLIPLoader."""
+    workflow = workflow_api.set_widget(workflow, "UNETLoader", 0, smoke["diffusion_models"])
+    workflow = workflow_api.set_widget(workflow, "VAELoader", 0, smoke["vae"])
+    workflow = workflow_api.set_widget(workflow, "LoraLoaderModelOnly", 0, smoke["loras"])
+    for node in workflow["nodes"]:
+        if node["type"] == "DualCLIPLoader":
+            node["type"] = "ICEditSmokeTestCLIPLoader"
+            node["widgets_values"] = [smoke["text_encoders"]]
+            node["title"] = "Smoke-test text encoders (random weights)"
+    return workflow
+
+
+def prepare_workflow(base: dict, image_name: str, instruction: str, seed: int, steps: int, panel_width: int) -> dict:
+    workflow = workflow_api.set_widget(base, "LoadImage", 0, image_name)
+    workflow = workflow_api.set_widget(workflow, "ICEditPromptEncode", 0, instruction)
+    workflow = workflow_api.set_widget(workflow, "ICEditDiptych", 0, panel_width)
+    workflow = workflow_api.set_widget(workflow, "KSampler", 0, seed)
+    return workflow_api.set_widget(workflow, "KSampler", 2, steps)
+
+
+class ProgressPrinter:
+    def __init__(self, prompt: dict):
+        self.titles = {node_id: node["_meta"]["title"] for node_id, node in prompt.items()}
+        self.started = time.monotonic()
+
+    def __call__(self, kind: str, data: dict) -> None:
+        elapsed = time.monotonic() - self.started
+        if kind == "executing" and data.get("node") is not None:
+            print(f"\n  [{elapsed:6.1f}s] {self.titles.get(data['node'], data['node'])}", end="", flush=True)
+        elif kind == "progress":
+            done, total = data.get("value", 0), data.get("max", 1)
+            bar = "#" * int(20 * done / max(total, 1))
+            print(f"\r  [{elapsed:6.1f}s] {self.titles.get(data.get('node'), '')} [{bar:<20}] {done}/{total}",
+                  end="", flush=True)
+
+
+def ensure_smoke_models(python: str, cache: str) -> str:
+    result = subprocess.run([python, os.path.join(PACK_ROOT, "headless", "make_smoke_models.py"), "--cache", cache],
+                            stdout=subprocess.PIPE, text=True, check=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--edit", nargs=2, action="append", metavar=("IMAGE", "INSTRUCTION"), default=[],
+                        help="an image and what to change in it; repeat for several")
+    parser.add_argument("--output", default=os.path.join(PACK_ROOT, "output"), help="where results go")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--steps", type=int, help="sampling steps (default 28; 4 on smoke-test models)")
+    parser.add_argument("--panel-width", type=int, help="diptych panel width (default 512; 64 on smoke-test models)")
+    parser.add_argument("--models-dir", help="a ComfyUI-style models folder holding the real weights")
+    parser.add_argument("--server", help="use this running ComfyUI server (it must have the pack installed)")
+    parser.add_argument("--smoke-test", action="store_true", help="use the random-weight models even if real ones exist")
+    parser.add_argument("--cache", default=os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui")))
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.makedirs(args.output, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="icedit-run-")
+    edits = args.edit
+    if not edits:
+        source = example_image(os.path.join(workdir, "icedit_example.png"))
+        edits = [(source, "make the sky a warm sunset")]
+        print(f"no --edit given: editing a built-in synthetic example ({source})")
+    for image_path, instruction in edits:
+        if not os.path.isfile(image_path):
+            print(f"error: no such image: {image_path}", file=sys.stderr)
+            return 2
+        if not instruction.strip():
+            print(f"error: the instruction for {image_path} is empty", file=sys.stderr)
+            return 2
+
+    comfy_dir = comfyui_path()
+    model_dirs = [d for d in (args.models_dir, os.path.join(comfy_dir, "models")) if d]
+    missing = [] if args.server else find_missing_real_models(model_dirs)
+    smoke = args.smoke_test or bool(missing)
+    smoke_dir = None
+    if smoke and not args.server:
+        if missing and not args.smoke_test:
+            print("real weights not found: " + ", ".join(missing))
+        smoke_dir = ensure_smoke_models(sys.executable, args.cache)
+
+    server = comfy_host.ComfyServer(url=args.server, comfyui_path=comfy_dir, workdir=workdir)
+    if not args.server:
+        custom_nodes = os.path.join(PACK_ROOT, ".host", "custom_nodes")
+        server.extra_model_paths = comfy_host.write_extra_model_paths(
+            os.path.join(workdir, "extra_model_paths.yaml"), custom_nodes,
+            [d for d in (args.models_dir, smoke_dir) if d])
+        print(f"starting ComfyUI ({comfy_dir}); log: {server.log_path}")
+    with server:
+        object_info = server.object_info()
+        with open(BASIC_WORKFLOW, encoding="utf-8") as handle:
+            base = json.load(handle)
+        if args.server and not args.smoke_test:
+            unets = object_info["UNETLoader"]["input"]["required"]["unet_name"][0]
+            smoke = REAL_MODELS[("UNETLoader", "unet_name")][1] not in unets
+        if smoke:
+            from_smoke = {"diffusion_models": "icedit-smoke-test-flux-fill.safetensors",
+                          "vae": "icedit-smoke-test-ae.safetensors",
+                          "text_encoders": "icedit-smoke-test-text-encoders.safetensors",
+                          "loras": "icedit-smoke-test-normal-lora.safetensors"}
+            base = smoke_workflow(base, from_smoke)
+            print(SMOKE_NOTICE)
+        steps = args.steps or (4 if smoke else 28)
+        panel_width = args.panel_width or (64 if smoke else 512)
+        written = []
+        for index, (image_path, instruction) in enumerate(edits):
+            stem = os.path.splitext(os.path.basename(image_path))[0]
+            print(f"\n[{index + 1}/{len(edits)}] {image_path}: {instruction!r} (seed {args.seed}, {steps} steps, "
+                  f"panel width {panel_width})")
+            uploaded = server.upload_image(image_path, name=f"icedit_{index}_{os.path.basename(image_path)}")
+            workflow = prepare_workflow(base, uploaded, instruction, args.seed, steps, panel_width)
+            # Listed again: the upload has just added the image to LoadImage's choices.
+            prompt = workflow_api.ui_to_api(workflow, server.object_info())
+            entry = server.run(prompt, on_progress=ProgressPrinter(prompt))
+            print()
+            for node_id, output in entry["outputs"].items():
+                for image in output.get("images", []):
+                    kind = "comparison" if "comparison" in image["filename"] else "edited"
+                    target = os.path.join(args.output, f"{stem}_{kind}.png")
+                    with open(target, "wb") as handle:
+                        handle.write(server.view(image))
+                    written.append(target)
+                    print(f"  wrote {target}")
+    if smoke:
+        print("\n" + SMOKE_NOTICE)
+    return 0 if written else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Small random-weight Flux Fill, VAE, text encoders and ICEdit LoRA, built with ComfyUI's own classes.
+
+They stand in for the real weights (which cannot be downloaded here) in the smoke run and the tests. What they
+produce is noise; what they prove is that every file loads through ComfyUI's real loaders and runs through its
+real executor. Imports ComfyUI: run under headless.bootstrap.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import comfy.ldm.models.autoencoder
+import comfy.model_management
+import comfy.model_patcher
+import comfy.sd1_clip
+import comfy.supported_models
+import comfy.text_encoders.t5
+import safetensors.torch
+import torch
+
+from ..icedit_core import adapter_file
+from ..nodes.smoke_test import SMOKE_TEST_CONFIG_KEY, SmokeTestFluxTextEncoders
+
+SMOKE_FILES = {
+    "diffusion_models": "icedit-smoke-test-flux-fill.safetensors",
+    "vae": "icedit-smoke-test-ae.safetensors",
+    "text_encoders": "icedit-smoke-test-text-encoders.safetensors",
+    "loras": "icedit-smoke-test-normal-lora.safetensors",
+}
+
+# Text encoders: the real tokenizers, tiny bodies. The Flux model below reads T5's d_model as its context
+# width and CLIP's hidden size as its pooled-vector width.
+CLIP_L_CONFIG = {"hidden_act": "quick_gelu", "hidden_size": 64, "intermediate_size": 128,
+                 "num_attention_heads": 2, "num_hidden_layers": 2, "max_position_embeddings": 77,
+                 "vocab_size": 49408, "layer_norm_eps": 1e-5, "projection_dim": 64,
+                 "bos_token_id": 0, "eos_token_id": 49407, "pad_token_id": 1}
+T5XXL_CONFIG = {"d_ff": 128, "d_kv": 16, "d_model": 64, "num_heads": 4, "num_layers": 2, "vocab_size": 32128,
+                "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
+                "relative_attention_num_buckets": 32, "model_type": "t5", "eos_token_id": 1, "pad_token_id": 0}
+
+
+def flux_fill_config(hidden_size: int = 3072, num_heads: int = 24, axes_dim=(16, 56, 56), depth: int = 1,
+                     depth_single_blocks: int = 1) -> dict:
+    """A FLUX.1 Fill unet config. The defaults are the smallest that ComfyUI's UNETLoader detects (it fixes 24
+    heads of 128 channels, so 3072 wide; depth is counted from the keys): 1 double + 1 single block."""
+    if hidden_size != num_heads * sum(axes_dim):
+        raise ValueError(f"hidden_size {hidden_size} must equal num_heads {num_heads} x sum(axes_dim) {sum(axes_dim)}")
+    return {"image_model": "flux", "in_channels": 96, "out_channels": 16, "patch_size": 2,
+            "hidden_size": hidden_size, "num_heads": num_heads, "mlp_ratio": 4.0, "axes_dim": list(axes_dim),
+            "theta": 10000, "qkv_bias": True, "guidance_embed": True, "depth": depth,
+            "depth_single_blocks": depth_single_blocks, "context_in_dim": T5XXL_CONFIG["d_model"],
+            "vec_in_dim": CLIP_L_CONFIG["hidden_size"]}
+
+
+# The in-process tests' model: the same classes, narrow enough to sample in milliseconds.
+TINY_FLUX_FILL = flux_fill_config(hidden_size=128, num_heads=2, axes_dim=(8, 28, 28))
+
+
+@torch.no_grad()
+def randomize_(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Deterministic random weights. ComfyUI builds layers uninitialised (comfy.ops.disable_weight_init), so
+    every parameter is set here: matrices ~ N(0, 1/fan_in), 1-d scales 1, biases 0."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, param in module.named_parameters():
+        if name.endswith("bias"):
+            param.zero_()
+        elif param.ndim <= 1:
+            param.fill_(1.0)
+        else:
+            fan_in = param[0].numel()
+            param.copy_(torch.randn(param.shape, generator=generator) / fan_in ** 0.5)
+    return module
+
+
+def build_flux_fill(unet_config: dict, seed: int = 0, dtype=torch.float32) -> comfy.model_patcher.ModelPatcher:
+    """A random FLUX.1 Fill as ComfyUI loads one: supported_models.FluxInpaint -> model_base.Flux -> patcher."""
+    model_config = comfy.supported_models.FluxInpaint(dict(unet_config))
+    model_config.set_inference_dtype(dtype, None)
+    model = model_config.get_model({})
+    randomize_(model.diffusion_model, seed)
+    model.diffusion_model.to(dtype)
+    device = comfy.model_management.get_torch_device()
+    return comfy.model_patcher.ModelPatcher(model, load_device=device,
+                                            offload_device=comfy.model_management.unet_offload_device())
+
+
+def flux_vae_state_dict(seed: int = 1) -> dict[str, torch.Tensor]:
+    """A random Flux VAE (16 latent channels) in the layout ComfyUI's VAE loader detects (ae.safetensors)."""
+    ddconfig = {"double_z": True, "z_channels": 16, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+                "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+    vae = comfy.ldm.models.autoencoder.AutoencodingEngine(
+        regularizer_config={"target": "comfy.ldm.models.autoencoder.DiagonalGaussianRegularizer"},
+        encoder_config={"target": "comfy.ldm.modules.diffusionmodules.model.Encoder", "params": ddconfig},
+        decoder_config={"target": "comfy.ldm.modules.diffusionmodules.model.Decoder", "params": ddconfig})
+    return randomize_(vae, seed).state_dict()
+
+
+def text_encoders_state_dict(seed: int = 2) -> dict[str, torch.Tensor]:
+    model = SmokeTestFluxTextEncoders(CLIP_L_CONFIG, T5XXL_CONFIG, dtype=torch.float32)
+    randomize_(model, seed)
+    # CLIP's text projection and logit scale are buffers-like parameters the loader expects as they are.
+    return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+
+def normal_lora_state_dict(unet_config: dict, seed: int = 3) -> dict[str, torch.Tensor]:
+    shapes = adapter_file.lora_target_shapes(unet_config["hidden_size"], unet_config["depth"],
+                                             unet_config["depth_single_blocks"],
+                                             in_channels=unet_config["in_channels"])
+    return adapter_file.random_lora_state_dict(shapes, rank=32, seed=seed)
+
+
+def _generator_fingerprint() -> str:
+    """Changes whenever the code that makes the files changes, so cached files are never stale."""
+    digest = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in (os.path.join(here, "smoke_models.py"),
+                 os.path.join(here, "..", "icedit_core", "adapter_file.py"),
+                 os.path.join(here, "..", "nodes", "smoke_test.py")):
+        with open(path, "rb") as handle:
+            digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def _save(state_dict, path, metadata=None):
+    partial = path + ".partial"
+    safetensors.torch.save_file(state_dict, partial, metadata=metadata)
+    os.replace(partial, path)  # never leave a half-written file under the final name
+
+
+def ensure_smoke_models(cache_root: str, log=print) -> str:
+    """Generate the smoke-test model folder once (keyed by the generator's source) and return its path: a
+    ComfyUI-style models folder with diffusion_models/, vae/, text_encoders/ and loras/."""
+    root = os.path.join(cache_root, "smoke-models-" + _generator_fingerprint())
+    done = os.path.join(root, ".complete")
+    if os.path.exists(done):
+        return root
+    log(f"generating small random-weight smoke-test models in {root} (once, about a minute)")
+    for folder in SMOKE_FILES:
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    unet_config = flux_fill_config()
+    flux = build_flux_fill(unet_config, seed=0).model.diffusion_model
+    _save({k: v.to(torch.bfloat16).contiguous() for k, v in flux.state_dict().items()},
+          os.path.join(root, "diffusion_models", SMOKE_FILES["diffusion_models"]))
+    del flux
+    _save({k: v.to(torch.bfloat16).contiguous() for k, v in flux_vae_state_dict().items()},
+          os.path.join(root, "vae", SMOKE_FILES["vae"]))
+    _save(text_encoders_state_dict(), os.path.join(root, "text_encoders", SMOKE_FILES["text_encoders"]),
+          metadata={SMOKE_TEST_CONFIG_KEY: json.dumps({"clip_l": CLIP_L_CONFIG, "t5xxl": T5XXL_CONFIG})})
+    _save({k: v.to(torch.bfloat16) for k, v in normal_lora_state_dict(unet_config).items()},
+          os.path.join(root, "loras", SMOKE_FILES["loras"]))
+    with open(done, "w") as handle:
+        handle.write("ok\n")
+    return root

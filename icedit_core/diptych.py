@@ -1,0 +1,169 @@
+"""Diptych geometry: the source on the left, the same source on the right to be regenerated.
+
+ICEdit was trained on side-by-side pairs at a panel width of 512. The official script resizes the source to
+width 512 (height floored to a multiple of 8), pastes it into both halves of a 2w x h canvas and masks the right
+half. Flux in ComfyUI works on 16-pixel patches (8x VAE, 2x2 patchify), so heights here are rounded to a
+multiple of 16; where that rounding agrees with the official one the result is byte-identical to it.
+
+Images follow ComfyUI's IMAGE convention: float tensors [B, H, W, C] in [0, 1]. Masks are [B, H, W].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+PANEL_MULTIPLE = 16
+DEFAULT_PANEL_WIDTH = 512
+
+
+@dataclass(frozen=True, eq=False)
+class DiptychLayout:
+    """Everything needed to undo what `build_diptych` did."""
+
+    source_width: int
+    source_height: int
+    panel_width: int
+    panel_height: int
+    # The sources at their original size, RGB, [B, H, W, 3]: the "before" of comparisons.
+    sources: torch.Tensor = field(repr=False)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.sources.shape[0])
+
+    @property
+    def diptych_width(self) -> int:
+        return 2 * self.panel_width
+
+    @property
+    def diptych_height(self) -> int:
+        return self.panel_height
+
+    def describe(self) -> str:
+        return (f"a {self.diptych_width}x{self.diptych_height} diptych of {self.batch_size} source(s) of "
+                f"{self.source_width}x{self.source_height} at panel width {self.panel_width}")
+
+
+def panel_size(source_width: int, source_height: int, panel_width: int = DEFAULT_PANEL_WIDTH) -> tuple[int, int]:
+    """Panel (width, height): the given width, the height that keeps the aspect, rounded to a multiple of 16."""
+    if source_width < 1 or source_height < 1:
+        raise ValueError(f"source image is {source_width}x{source_height}; it needs at least one pixel each way")
+    if panel_width < PANEL_MULTIPLE or panel_width % PANEL_MULTIPLE:
+        raise ValueError(f"panel width {panel_width} must be a positive multiple of {PANEL_MULTIPLE} "
+                         "(Flux works on 16-pixel patches)")
+    exact_height = source_height * panel_width / source_width
+    rounded = int(np.floor(exact_height / PANEL_MULTIPLE + 0.5)) * PANEL_MULTIPLE
+    return panel_width, max(PANEL_MULTIPLE, rounded)
+
+
+def to_rgb(images: torch.Tensor) -> torch.Tensor:
+    """[B, H, W, C] with C in 1 (gray), 2 (gray + alpha), 3, 4 (RGBA) -> [B, H, W, 3]; alpha is dropped as
+    PIL's convert("RGB") in the official script drops it."""
+    if images.ndim == 3:  # a single image without batch dimension
+        images = images.unsqueeze(0)
+    if images.ndim != 4:
+        raise ValueError(f"expected an IMAGE tensor [B, H, W, C], got shape {tuple(images.shape)}")
+    channels = images.shape[-1]
+    if channels in (1, 2):
+        return images[..., :1].expand(*images.shape[:-1], 3).contiguous()
+    if channels in (3, 4):
+        return images[..., :3].contiguous()
+    raise ValueError(f"IMAGE has {channels} channels; expected 1 (gray), 2, 3 (RGB) or 4 (RGBA)")
+
+
+def _is_8bit(images: torch.Tensor) -> bool:
+    return bool(torch.equal(torch.round(images * 255.0) / 255.0, images))
+
+
+def resize_images(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Resize RGB [B, H, W, 3] to (width, height) with PIL's bicubic filter, as the official script does.
+
+    8-bit images (ComfyUI's LoadImage gives those) go through PIL's uint8 path so the result matches the
+    official construction byte for byte; other images are resized per channel in float.
+    """
+    if images.shape[1] == height and images.shape[2] == width:
+        return images.clone()
+    cpu = images.detach().float().cpu().clamp(0.0, 1.0)
+    out = []
+    if _is_8bit(cpu):
+        for image in cpu:
+            pixels = torch.round(image * 255.0).to(torch.uint8).numpy()
+            resized = Image.fromarray(pixels, "RGB").resize((width, height), Image.BICUBIC)
+            out.append(torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0))
+    else:
+        for image in cpu:
+            planes = [np.asarray(Image.fromarray(image[..., c].numpy(), "F").resize((width, height), Image.BICUBIC))
+                      for c in range(image.shape[-1])]
+            out.append(torch.from_numpy(np.stack(planes, axis=-1)).clamp(0.0, 1.0))
+    return torch.stack(out).to(images.dtype)
+
+
+def build_diptych(images: torch.Tensor, panel_width: int = DEFAULT_PANEL_WIDTH
+                  ) -> tuple[torch.Tensor, torch.Tensor, DiptychLayout]:
+    """Sources [B, H, W, C] -> (diptych [B, h, 2w, 3], mask [B, h, 2w] with 1 on the right half, layout)."""
+    sources = to_rgb(images).float().cpu()
+    batch, height, width, _ = sources.shape
+    pw, ph = panel_size(width, height, panel_width)
+    panel = resize_images(sources, pw, ph)
+    diptych = torch.cat([panel, panel], dim=2)
+    mask = torch.zeros((batch, ph, 2 * pw), dtype=torch.float32)
+    mask[:, :, pw:] = 1.0
+    layout = DiptychLayout(source_width=width, source_height=height, panel_width=pw, panel_height=ph,
+                           sources=sources)
+    return diptych, mask, layout
+
+
+def check_diptych_matches(image: torch.Tensor, layout: DiptychLayout, what: str) -> None:
+    """Raise a clear error when `image` is not the diptych this layout describes."""
+    if image.ndim != 4:
+        raise ValueError(f"{what} must be an IMAGE [B, H, W, C]; got shape {tuple(image.shape)}")
+    height, width = int(image.shape[1]), int(image.shape[2])
+    if (width, height) != (layout.diptych_width, layout.diptych_height):
+        raise ValueError(
+            f"{what} is {width}x{height}, but the layout describes {layout.describe()}. "
+            "The layout must come from the ICEditDiptych node that made this diptych.")
+    batch = int(image.shape[0])
+    if layout.batch_size != 1 and batch % layout.batch_size:
+        raise ValueError(f"{what} has a batch of {batch}, but the layout holds {layout.batch_size} sources; "
+                         "the batch must be a multiple of the number of sources.")
+
+
+def _resize_float(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    if images.shape[1] == height and images.shape[2] == width:
+        return images
+    nchw = images.movedim(-1, 1).float()
+    resized = F.interpolate(nchw, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
+    return resized.movedim(1, -1).clamp(0.0, 1.0)
+
+
+def crop_edit(diptych: torch.Tensor, layout: DiptychLayout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoded diptych [N, h, 2w, C] -> (edited panels at the source size [N, H, W, 3],
+    before|after comparison [N, H, 2W, 3]). N may be a multiple of the number of sources (several samples)."""
+    check_diptych_matches(diptych, layout, "the decoded diptych")
+    rgb = to_rgb(diptych).float().cpu()
+    right = rgb[:, :, layout.panel_width:, :]
+    edited = _resize_float(right, layout.source_width, layout.source_height)
+    # Several samples per source come tiled, as ComfyUI's RepeatLatentBatch makes them: s0 s1 s0 s1 ...
+    before = layout.sources.repeat(edited.shape[0] // layout.batch_size, 1, 1, 1)
+    comparison = torch.cat([before, edited], dim=2)
+    return edited, comparison
+
+
+def check_mask_matches(image: torch.Tensor, mask: torch.Tensor) -> None:
+    """A Fill mask must cover the diptych pixel for pixel; a resized or foreign mask is an error, not a guess."""
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    if mask.ndim != 3:
+        raise ValueError(f"MASK must be [B, H, W]; got shape {tuple(mask.shape)}")
+    if image.ndim != 4:
+        raise ValueError(f"IMAGE must be [B, H, W, C]; got shape {tuple(image.shape)}")
+    if tuple(mask.shape[1:]) != tuple(image.shape[1:3]):
+        raise ValueError(f"MASK is {mask.shape[2]}x{mask.shape[1]} but the diptych IMAGE is "
+                         f"{image.shape[2]}x{image.shape[1]}; use the mask that ICEditDiptych made with it.")
+    if mask.shape[0] not in (1, image.shape[0]):
+        raise ValueError(f"MASK has a batch of {mask.shape[0]} but the IMAGE has {image.shape[0]}; "
+                         "give one mask or one per image.")

@@ -1,0 +1,16 @@
+"""The pack's ComfyUI nodes (V3 schema): thin adapters over icedit_core."""
+from typing_extensions import override
+
+from comfy_api.latest import ComfyExtension, io
+
+from . import edit, smoke_test
+
+
+class ICEditExtension(ComfyExtension):
+    @override
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [*edit.NODES, *smoke_test.NODES]
+
+
+async def comfy_entrypoint() -> ICEditExtension:
+    return ICEditExtension()

@@ -1,0 +1,175 @@
+"""The basic ICEdit path: diptych, in-context prompt, Fill conditioning, Flux shift, crop back."""
+from __future__ import annotations
+
+import nodes as comfy_nodes
+from comfy_api.latest import io
+from comfy_extras.nodes_model_advanced import ModelSamplingFlux
+
+from ..icedit_core import diptych as dip
+from ..icedit_core import prompts
+from .io_types import Layout
+
+CATEGORY = "ICEdit"
+
+
+class ICEditDiptych(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditDiptych",
+            display_name="ICEdit Diptych",
+            category=CATEGORY,
+            description="Lays the source out as ICEdit expects: resized to the panel width, pasted into both "
+                        "halves of a side-by-side diptych, with a mask over the right half to regenerate.",
+            inputs=[
+                io.Image.Input("image", tooltip="The image(s) to edit. Any size and aspect; a batch must share "
+                                                "one size."),
+                io.Int.Input("panel_width", default=dip.DEFAULT_PANEL_WIDTH, min=dip.PANEL_MULTIPLE, max=4096,
+                             step=dip.PANEL_MULTIPLE,
+                             tooltip="Width of each half. ICEdit was trained at 512; the height follows the "
+                                     "source's aspect, rounded to a multiple of 16."),
+            ],
+            outputs=[
+                io.Image.Output("diptych", tooltip="Source | source, side by side (2 x panel width wide)."),
+                io.Mask.Output("mask", tooltip="1 over the right half (to regenerate), 0 over the left."),
+                Layout.Output("layout", tooltip="How the diptych was made; ICEditCrop uses it to cut the "
+                                                "edit back to the source's size."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, panel_width) -> io.NodeOutput:
+        diptych, mask, layout = dip.build_diptych(image, panel_width)
+        return io.NodeOutput(diptych, mask, layout)
+
+
+class ICEditPromptEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditPromptEncode",
+            display_name="ICEdit Prompt Encode",
+            category=CATEGORY,
+            description="Wraps the instruction in ICEdit's in-context diptych prompt, encodes it with Flux "
+                        "guidance, and gives a zeroed negative as the official workflow does.",
+            inputs=[
+                io.Clip.Input("clip", tooltip="The Flux text encoders (CLIP-L + T5-XXL)."),
+                io.String.Input("instruction", multiline=True, default="",
+                                placeholder="make the sky a sunset",
+                                tooltip="What to change, in plain words. Goes into the template as written."),
+                io.Combo.Input("template", options=list(prompts.TEMPLATES) + [prompts.CUSTOM],
+                               default="released",
+                               tooltip="released: the text ICEdit was trained with (recommended). paper: the "
+                                       "wording of the paper. custom: your own text below."),
+                io.String.Input("custom_template", multiline=True, default=prompts.RELEASED_TEMPLATE,
+                                tooltip="Used when template is 'custom'. Must contain {instruction}."),
+                io.Float.Input("guidance", default=50.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="Flux embedded guidance. ICEdit uses 50."),
+            ],
+            outputs=[
+                io.Conditioning.Output("positive", tooltip="The in-context prompt with Flux guidance."),
+                io.Conditioning.Output("negative", tooltip="The positive zeroed out (Flux Fill runs at cfg 1)."),
+                io.String.Output("prompt", tooltip="The full text that was encoded."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, clip, instruction, template, custom_template, guidance) -> io.NodeOutput:
+        text = prompts.build_prompt(instruction, prompts.resolve_template(template, custom_template))
+        positive = clip.encode_from_tokens_scheduled(clip.tokenize(text), add_dict={"guidance": guidance})
+        (negative,) = comfy_nodes.ConditioningZeroOut().zero_out(positive)
+        return io.NodeOutput(positive, negative, text)
+
+
+class ICEditFillConditioning(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditFillConditioning",
+            display_name="ICEdit Fill Conditioning",
+            category=CATEGORY,
+            description="FLUX.1 Fill conditioning for the diptych (masked image + mask as extra channels), and "
+                        "the starting latent. No noise mask: the whole diptych is sampled, as ICEdit does, so "
+                        "a run can be split and resumed exactly.",
+            inputs=[
+                io.Conditioning.Input("positive", tooltip="From ICEditPromptEncode."),
+                io.Conditioning.Input("negative", tooltip="From ICEditPromptEncode."),
+                io.Vae.Input("vae", tooltip="The Flux VAE (ae.safetensors)."),
+                io.Image.Input("diptych", tooltip="From ICEditDiptych."),
+                io.Mask.Input("mask", tooltip="From ICEditDiptych; must match the diptych's size."),
+            ],
+            outputs=[
+                # Output ids must differ from input ids; the sockets still read "positive" / "negative".
+                io.Conditioning.Output("fill_positive", display_name="positive",
+                                       tooltip="With the masked diptych and mask as Fill channels."),
+                io.Conditioning.Output("fill_negative", display_name="negative",
+                                       tooltip="With the masked diptych and mask as Fill channels."),
+                io.Latent.Output("latent", tooltip="The encoded diptych, to sample at denoise 1.0."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, positive, negative, vae, diptych, mask) -> io.NodeOutput:
+        dip.check_mask_matches(diptych, mask)
+        if diptych.shape[1] % dip.PANEL_MULTIPLE or diptych.shape[2] % dip.PANEL_MULTIPLE:
+            raise ValueError(f"the diptych is {diptych.shape[2]}x{diptych.shape[1]}; Flux Fill needs both sides "
+                             f"to be multiples of {dip.PANEL_MULTIPLE}. Make it with ICEditDiptych.")
+        positive, negative, latent = comfy_nodes.InpaintModelConditioning().encode(
+            positive, negative, diptych, vae, mask, noise_mask=False)
+        return io.NodeOutput(positive, negative, latent)
+
+
+class ICEditModelSamplingFlux(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditModelSamplingFlux",
+            display_name="ICEdit Flux Shift (diptych size)",
+            category=CATEGORY,
+            description="Sets the Flux timestep shift for the diptych's size, as ModelSamplingFlux does with "
+                        "the diptych's width and height. ComfyUI's default assumes a 1024x1024 image; a "
+                        "1024x512 diptych has half the tokens.",
+            inputs=[
+                io.Model.Input("model", tooltip="The FLUX.1 Fill model (after any LoRA loaders)."),
+                Layout.Input("layout", tooltip="From ICEditDiptych; gives the diptych's width and height."),
+                io.Float.Input("max_shift", default=1.15, min=0.0, max=100.0, step=0.01,
+                               tooltip="Shift at 4096 image tokens (Flux's default)."),
+                io.Float.Input("base_shift", default=0.5, min=0.0, max=100.0, step=0.01,
+                               tooltip="Shift at 256 image tokens (Flux's default)."),
+            ],
+            outputs=[io.Model.Output(tooltip="The model with the shift for this diptych's size.")],
+        )
+
+    @classmethod
+    def execute(cls, model, layout, max_shift, base_shift) -> io.NodeOutput:
+        (patched,) = ModelSamplingFlux().patch(model, max_shift, base_shift,
+                                               layout.diptych_width, layout.diptych_height)
+        return io.NodeOutput(patched)
+
+
+class ICEditCrop(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditCrop",
+            display_name="ICEdit Crop",
+            category=CATEGORY,
+            description="Cuts the edited right half out of the decoded diptych and resizes it back to the "
+                        "source's original size and aspect.",
+            inputs=[
+                io.Image.Input("image", tooltip="The decoded diptych (VAE Decode of the sampled latent)."),
+                Layout.Input("layout", tooltip="From the ICEditDiptych node that made this diptych."),
+            ],
+            outputs=[
+                io.Image.Output("edited", tooltip="The edit, at the source's size."),
+                io.Image.Output("comparison", tooltip="Before | after, side by side, at the source's size."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, layout) -> io.NodeOutput:
+        edited, comparison = dip.crop_edit(image, layout)
+        return io.NodeOutput(edited, comparison)
+
+
+NODES = [ICEditDiptych, ICEditPromptEncode, ICEditFillConditioning, ICEditModelSamplingFlux, ICEditCrop]

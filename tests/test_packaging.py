@@ -1,0 +1,66 @@
+"""The pack's structure and metadata: registry checks, docs, the core's independence from the host."""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOST_MODULES = {"comfy", "comfy_api", "comfy_extras", "comfy_execution", "nodes", "folder_paths", "server",
+                "execution", "node_helpers"}
+
+
+def test_comfy_registry_validation_passes():
+    comfy_cli = os.path.join(os.path.dirname(sys.executable), "comfy")
+    result = subprocess.run([comfy_cli, "--skip-prompt", "--no-enable-telemetry", "node", "validate"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "All validation checks passed" in output, output
+    assert "Security warnings" not in output, output
+
+
+def icedit_core_files():
+    folder = os.path.join(REPO, "icedit_core")
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith(".py"):
+                yield os.path.join(root, name)
+
+
+@pytest.mark.parametrize("path", list(icedit_core_files()), ids=os.path.basename)
+def test_icedit_core_never_imports_the_host(path):
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), path)
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    assert not imported & HOST_MODULES
+
+
+def test_icedit_core_imports_without_comfyui_on_the_path():
+    code = ("import sys, importlib.util, os; root = sys.argv[1];"
+            "spec = importlib.util.spec_from_file_location('core', os.path.join(root, 'icedit_core', '__init__.py'),"
+            " submodule_search_locations=[os.path.join(root, 'icedit_core')]);"
+            "m = importlib.util.module_from_spec(spec); sys.modules['core'] = m; spec.loader.exec_module(m);"
+            "import core.diptych, core.prompts, core.adapter_file;"
+            "assert not [k for k in sys.modules if k.split('.')[0] in ('comfy', 'folder_paths', 'nodes')]")
+    result = subprocess.run([sys.executable, "-c", code, REPO], capture_output=True, text=True, cwd="/")
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_node_has_a_doc_page():
+    from comfyui_icedit.nodes import edit, smoke_test
+
+    for node in [*edit.NODES, *smoke_test.NODES]:
+        node_id = node.define_schema().node_id
+        path = os.path.join(REPO, "web", "docs", f"{node_id}.md")
+        assert os.path.isfile(path), f"no doc page for {node_id}"
+        with open(path, encoding="utf-8") as handle:
+            assert handle.read().strip(), f"{path} is empty"

@@ -1,0 +1,145 @@
+"""The pack inside a real ComfyUI server (main.py --cpu, headless): discovery, the shipped workflow, a full run
+through the executor on the smoke-test models, errors as ComfyUI reports them, and the README's main job."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from PIL import Image
+
+import comfy_host
+import run_icedit
+import workflow_api
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACK_NODES = {"ICEditDiptych", "ICEditPromptEncode", "ICEditFillConditioning", "ICEditModelSamplingFlux",
+              "ICEditCrop", "ICEditSmokeTestCLIPLoader"}
+
+
+def load_basic_workflow() -> dict:
+    with open(run_icedit.BASIC_WORKFLOW, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_source(path, width=100, height=70):
+    image = Image.new("RGB", (width, height))
+    image.putdata([((x * 5) % 256, (y * 7) % 256, 128) for y in range(height) for x in range(width)])
+    image.save(path)
+    return str(path)
+
+
+def with_real_model_files(object_info: dict) -> dict:
+    """/object_info as a server that has the official model files would list it."""
+    info = copy.deepcopy(object_info)
+    for (node_type, name), (_, filename) in run_icedit.REAL_MODELS.items():
+        info[node_type]["input"]["required"][name][0].append(filename)
+    return info
+
+
+def test_the_pack_loads_and_lists_its_nodes(comfy_server):
+    info = comfy_server.object_info()
+    assert PACK_NODES <= set(info)
+    for node_id in PACK_NODES:
+        assert info[node_id]["category"].startswith("ICEdit")
+        for section in ("required", "optional"):
+            for name, spec in info[node_id]["input"].get(section, {}).items():
+                assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+    log = comfy_server.log_tail(10_000)
+    assert "comfyui-icedit" in log and not [line for line in log.splitlines()
+                                              if "IMPORT FAILED" in line and "comfyui-icedit" in line]
+
+
+def test_the_shipped_workflow_validates_against_object_info(comfy_server, tmp_path):
+    workflow = load_basic_workflow()
+    # The workflow's LoadImage names an example image; a user picks their own, here we upload one.
+    example = next(n for n in workflow["nodes"] if n["type"] == "LoadImage")["widgets_values"][0]
+    comfy_server.upload_image(write_source(tmp_path / "example.png"), name=example)
+    info = comfy_server.object_info()
+    types = {node["type"] for node in workflow["nodes"]} - workflow_api.FRONTEND_ONLY
+    assert types <= set(info), f"missing node types: {types - set(info)}"
+    prompt = workflow_api.ui_to_api(workflow, with_real_model_files(info))
+    assert {n["class_type"] for n in prompt.values()} == types
+    sampler = next(n for n in prompt.values() if n["class_type"] == "KSampler")["inputs"]
+    assert (sampler["steps"], sampler["cfg"], sampler["sampler_name"], sampler["scheduler"]) == (28, 1.0, "euler", "simple")
+    encode = next(n for n in prompt.values() if n["class_type"] == "ICEditPromptEncode")["inputs"]
+    assert encode["guidance"] == 50.0 and encode["template"] == "released"
+    # The real file names, as the official release names them.
+    loaders = {n["class_type"]: n["inputs"] for n in prompt.values()}
+    assert loaders["UNETLoader"]["unet_name"] == "flux1-fill-dev.safetensors"
+    assert loaders["VAELoader"]["vae_name"] == "ae.safetensors"
+    # On this server (no real weights) those names are what ComfyUI's validation would reject.
+    with pytest.raises(workflow_api.WorkflowError, match="flux1-fill-dev.safetensors"):
+        workflow_api.ui_to_api(workflow, info)
+
+
+def test_an_outdated_widget_list_is_a_clear_error(comfy_server):
+    workflow = load_basic_workflow()
+    sampler = next(n for n in workflow["nodes"] if n["type"] == "KSampler")
+    del sampler["widgets_values"][-1]
+    with pytest.raises(workflow_api.WorkflowError, match="out of date"):
+        workflow_api.ui_to_api(workflow, with_real_model_files(comfy_server.object_info()))
+
+
+def smoke_prompt(server, tmp_path, instruction="make the sky red", width=100, height=70):
+    name = server.upload_image(write_source(tmp_path / "source.png", width, height), name="icedit_test_source.png")
+    base = run_icedit.smoke_workflow(load_basic_workflow(), {
+        kind: filename for kind, filename in __import__("comfyui_icedit.headless.smoke_models",
+                                                        fromlist=["SMOKE_FILES"]).SMOKE_FILES.items()})
+    workflow = run_icedit.prepare_workflow(base, name, instruction, seed=3, steps=2, panel_width=64)
+    return workflow_api.ui_to_api(workflow, server.object_info())
+
+
+def test_the_basic_workflow_runs_through_the_real_executor(comfy_server, tmp_path):
+    prompt = smoke_prompt(comfy_server, tmp_path)
+    body = json.dumps({"prompt": prompt, "client_id": "icedit-test"}).encode()
+    request = urllib.request.Request(comfy_server.url + "/prompt", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        answer = json.loads(response.read())
+    assert answer["node_errors"] == {}
+    prompt_id = answer["prompt_id"]
+    deadline = time.monotonic() + 300
+    entry = None
+    while time.monotonic() < deadline:
+        entry = comfy_server.history(prompt_id)
+        if entry and entry["status"].get("completed") is not None:
+            break
+        time.sleep(0.5)
+    assert entry is not None and entry["status"]["status_str"] == "success", entry and entry["status"]
+    saved = {image["filename"]: image for output in entry["outputs"].values() for image in output["images"]}
+    edited = [image for name, image in saved.items() if image["filename"].startswith("edited")]
+    comparison = [image for name, image in saved.items() if image["filename"].startswith("comparison")]
+    assert len(edited) == 1 and len(comparison) == 1
+    on_disk = os.path.join(comfy_server.workdir, "output", edited[0]["subfolder"], edited[0]["filename"])
+    with Image.open(on_disk) as result:
+        assert result.size == (100, 70)
+    with Image.open(os.path.join(comfy_server.workdir, "output", comparison[0]["subfolder"],
+                                 comparison[0]["filename"])) as result:
+        assert result.size == (200, 70)
+
+
+def test_node_errors_reach_the_user_as_comfyui_reports_them(comfy_server, tmp_path):
+    prompt = smoke_prompt(comfy_server, tmp_path, instruction="   ")
+    with pytest.raises(comfy_host.ComfyError, match=r"ICEditPromptEncode.*instruction is empty"):
+        comfy_server.run(prompt, timeout=300)
+
+
+def test_the_main_job_command_edits_through_a_running_server(comfy_server, tmp_path):
+    source = write_source(tmp_path / "photo.png", 90, 120)
+    output = tmp_path / "out"
+    result = subprocess.run([sys.executable, os.path.join(REPO, "headless", "run_icedit.py"),
+                             "--server", comfy_server.url, "--edit", source, "make the shirt blue",
+                             "--output", str(output), "--steps", "2"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SMOKE TEST" in result.stdout
+    with Image.open(output / "photo_edited.png") as edited:
+        assert edited.size == (90, 120)
+    with Image.open(output / "photo_comparison.png") as comparison:
+        assert comparison.size == (180, 120)
