@@ -224,11 +224,15 @@ class ComfyServer:
                         raise ComfyError("the prompt was interrupted")
                     if on_progress is not None and event["type"] in ("progress", "executing"):
                         on_progress(event["type"], data)
+                    # Not "execution_success": ComfyUI sends it before the history entry is written.
                     if event["type"] == "executing" and data.get("node") is None:
                         break
-                    if event["type"] == "execution_success":
-                        break
         entry = self.history(prompt_id)
+        for _ in range(40):  # the entry normally exists by now; allow the server a moment if not
+            if entry is not None:
+                break
+            await asyncio.sleep(0.25)
+            entry = self.history(prompt_id)
         if entry is None:
             raise ComfyError(f"prompt {prompt_id} is not in the history")
         status = entry.get("status", {})
