@@ -23,24 +23,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import comfy_host  # noqa: E402
 import workflow_api  # noqa: E402
 from bootstrap import PACK_ROOT, comfyui_path  # noqa: E402
+from model_files import REAL_MODELS, SMOKE_FILES, SMOKE_ROLE  # noqa: E402
 
-BASIC_WORKFLOW = os.path.join(PACK_ROOT, "workflows", "icedit_basic.json")
-# Where each real file of the basic workflow lives in a ComfyUI models folder (first folder name is ComfyUI's
-# current one, the second its older alias).
-REAL_MODELS = {
-    ("UNETLoader", "unet_name"): (("diffusion_models", "unet"), "flux1-fill-dev.safetensors"),
-    ("DualCLIPLoader", "clip_name1"): (("text_encoders", "clip"), "clip_l.safetensors"),
-    ("DualCLIPLoader", "clip_name2"): (("text_encoders", "clip"), "t5xxl_fp16.safetensors"),
-    ("VAELoader", "vae_name"): (("vae",), "ae.safetensors"),
-    ("LoraLoaderModelOnly", "lora_name"): (("loras",), "ICEdit-normal-lora/pytorch_lora_weights.safetensors"),
+WORKFLOWS = {
+    "basic": os.path.join(PACK_ROOT, "workflows", "icedit_basic.json"),  # normal LoRA
+    "moe": os.path.join(PACK_ROOT, "workflows", "icedit_moe.json"),      # MoE-LoRA
 }
+BASIC_WORKFLOW = WORKFLOWS["basic"]
 SMOKE_NOTICE = ("SMOKE TEST: the real ICEdit weights were not found, so this run uses small random-weight "
                 "models. The images it writes are noise, not edits; they show that the whole path runs.")
 
 
-def find_missing_real_models(model_dirs: list[str]) -> list[str]:
+def model_inputs(workflow: dict) -> list[tuple[str, str, int]]:
+    """(node type, input name, widget index) of each model-file widget in the workflow."""
+    types = {node["type"] for node in workflow["nodes"]}
+    return [(node_type, name, index) for (node_type, name), (_, _, index) in REAL_MODELS.items()
+            if node_type in types]
+
+
+def find_missing_real_models(workflow: dict, model_dirs: list[str]) -> list[str]:
     missing = []
-    for (folders, filename) in REAL_MODELS.values():
+    for node_type, input_name, _ in model_inputs(workflow):
+        folders, filename, _ = REAL_MODELS[(node_type, input_name)]
         found = any(os.path.isfile(os.path.join(root, folder, filename))
                     for root in model_dirs for folder in folders)
         if not found:
@@ -62,15 +66,17 @@ def example_image(path: str) -> str:
     return path
 
 
-def smoke_workflow(workflow: dict, smoke: dict) -> dict:
-    """The basic workflow with the smoke-test files, and the stand-in text-encoder loader for DualCLIPLoader."""
-    workflow = workflow_api.set_widget(workflow, "UNETLoader", 0, smoke["diffusion_models"])
-    workflow = workflow_api.set_widget(workflow, "VAELoader", 0, smoke["vae"])
-    workflow = workflow_api.set_widget(workflow, "LoraLoaderModelOnly", 0, smoke["loras"])
+def smoke_workflow(workflow: dict) -> dict:
+    """The workflow with the smoke-test files, and the stand-in text-encoder loader for DualCLIPLoader."""
+    for node_type, input_name, index in model_inputs(workflow):
+        role = SMOKE_ROLE.get((node_type, input_name))
+        if role is not None:
+            workflow = workflow_api.set_widget(workflow, node_type, index, SMOKE_FILES[role][1])
+    workflow = json.loads(json.dumps(workflow))
     for node in workflow["nodes"]:
         if node["type"] == "DualCLIPLoader":
             node["type"] = "ICEditSmokeTestCLIPLoader"
-            node["widgets_values"] = [smoke["text_encoders"]]
+            node["widgets_values"] = [SMOKE_FILES["text_encoders"][1]]
             node["title"] = "Smoke-test text encoders (random weights)"
     return workflow
 
@@ -109,6 +115,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edit", nargs=2, action="append", metavar=("IMAGE", "INSTRUCTION"), default=[],
                         help="an image and what to change in it; repeat for several")
+    parser.add_argument("--workflow", choices=sorted(WORKFLOWS), default="basic",
+                        help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA (ICEditMoELoRALoader)")
     parser.add_argument("--output", default=os.path.join(PACK_ROOT, "output"), help="where results go")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--steps", type=int, help="sampling steps (default 28; 4 on smoke-test models)")
@@ -137,9 +145,11 @@ def main(argv=None) -> int:
             print(f"error: the instruction for {image_path} is empty", file=sys.stderr)
             return 2
 
+    with open(WORKFLOWS[args.workflow], encoding="utf-8") as handle:
+        base = json.load(handle)
     comfy_dir = comfyui_path()
     model_dirs = [d for d in (args.models_dir, os.path.join(comfy_dir, "models")) if d]
-    missing = [] if args.server else find_missing_real_models(model_dirs)
+    missing = [] if args.server else find_missing_real_models(base, model_dirs)
     smoke = args.smoke_test or bool(missing)
     smoke_dir = None
     if smoke and not args.server:
@@ -155,18 +165,13 @@ def main(argv=None) -> int:
             [d for d in (args.models_dir, smoke_dir) if d])
         print(f"starting ComfyUI ({comfy_dir}); log: {server.log_path}")
     with server:
-        object_info = server.object_info()
-        with open(BASIC_WORKFLOW, encoding="utf-8") as handle:
-            base = json.load(handle)
         if args.server and not args.smoke_test:
-            unets = object_info["UNETLoader"]["input"]["required"]["unet_name"][0]
-            smoke = REAL_MODELS[("UNETLoader", "unet_name")][1] not in unets
+            object_info = server.object_info()
+            smoke = any(REAL_MODELS[(t, name)][1] not in
+                        workflow_api.combo_choices(object_info[t]["input"]["required"][name])
+                        for t, name, _ in model_inputs(base))
         if smoke:
-            from_smoke = {"diffusion_models": "icedit-smoke-test-flux-fill.safetensors",
-                          "vae": "icedit-smoke-test-ae.safetensors",
-                          "text_encoders": "icedit-smoke-test-text-encoders.safetensors",
-                          "loras": "icedit-smoke-test-normal-lora.safetensors"}
-            base = smoke_workflow(base, from_smoke)
+            base = smoke_workflow(base)
             print(SMOKE_NOTICE)
         steps = args.steps or (4 if smoke else 28)
         panel_width = args.panel_width or (64 if smoke else 512)

@@ -21,13 +21,7 @@ import torch
 
 from ..icedit_core import adapter_file
 from ..nodes.smoke_test import SMOKE_TEST_CONFIG_KEY, SmokeTestFluxTextEncoders
-
-SMOKE_FILES = {
-    "diffusion_models": "icedit-smoke-test-flux-fill.safetensors",
-    "vae": "icedit-smoke-test-ae.safetensors",
-    "text_encoders": "icedit-smoke-test-text-encoders.safetensors",
-    "loras": "icedit-smoke-test-normal-lora.safetensors",
-}
+from .model_files import SMOKE_FILES
 
 # Text encoders: the real tokenizers, tiny bodies. The Flux model below reads T5's d_model as its context
 # width and CLIP's hidden size as its pooled-vector width.
@@ -61,23 +55,28 @@ TINY_FLUX_FILL = flux_fill_config(hidden_size=128, num_heads=2, axes_dim=(8, 28,
 def randomize_(module: torch.nn.Module, seed: int) -> torch.nn.Module:
     """Deterministic random weights. ComfyUI builds layers uninitialised (comfy.ops.disable_weight_init), so
     every parameter is set here: matrices ~ N(0, 1/fan_in), 1-d scales 1, biases 0."""
-    generator = torch.Generator().manual_seed(seed)
+    generators = {}  # one per device, so that a model built on a GPU is randomized there
     for name, param in module.named_parameters():
         if name.endswith("bias"):
             param.zero_()
         elif param.ndim <= 1:
             param.fill_(1.0)
         else:
+            if param.device not in generators:
+                generators[param.device] = torch.Generator(device=param.device).manual_seed(seed)
             fan_in = param[0].numel()
-            param.copy_(torch.randn(param.shape, generator=generator) / fan_in ** 0.5)
+            noise = torch.randn(param.shape, generator=generators[param.device], device=param.device)
+            param.copy_(noise / fan_in ** 0.5)
     return module
 
 
-def build_flux_fill(unet_config: dict, seed: int = 0, dtype=torch.float32) -> comfy.model_patcher.ModelPatcher:
-    """A random FLUX.1 Fill as ComfyUI loads one: supported_models.FluxInpaint -> model_base.Flux -> patcher."""
+def build_flux_fill(unet_config: dict, seed: int = 0, dtype=torch.float32, device=None
+                    ) -> comfy.model_patcher.ModelPatcher:
+    """A random FLUX.1 Fill as ComfyUI loads one: supported_models.FluxInpaint -> model_base.Flux -> patcher.
+    `device` builds the weights there directly (a full-size model does not fit in CPU memory in fp32)."""
     model_config = comfy.supported_models.FluxInpaint(dict(unet_config))
     model_config.set_inference_dtype(dtype, None)
-    model = model_config.get_model({})
+    model = model_config.get_model({}, device=device)
     randomize_(model.diffusion_model, seed)
     model.diffusion_model.to(dtype)
     device = comfy.model_management.get_torch_device()
@@ -103,18 +102,19 @@ def text_encoders_state_dict(seed: int = 2) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in model.state_dict().items()}
 
 
-def normal_lora_state_dict(unet_config: dict, seed: int = 3) -> dict[str, torch.Tensor]:
+def adapter_state_dict(unet_config: dict, num_experts: int, seed: int) -> dict[str, torch.Tensor]:
+    """An ICEdit adapter in the released layout sized to the model: normal LoRA (0 experts) or MoE-LoRA."""
     shapes = adapter_file.lora_target_shapes(unet_config["hidden_size"], unet_config["depth"],
                                              unet_config["depth_single_blocks"],
                                              in_channels=unet_config["in_channels"])
-    return adapter_file.random_lora_state_dict(shapes, rank=32, seed=seed)
+    return adapter_file.random_moe_lora_state_dict(shapes, rank=32, num_experts=num_experts, seed=seed)
 
 
 def _generator_fingerprint() -> str:
     """Changes whenever the code that makes the files changes, so cached files are never stale."""
     digest = hashlib.sha256()
     here = os.path.dirname(os.path.abspath(__file__))
-    for path in (os.path.join(here, "smoke_models.py"),
+    for path in (os.path.join(here, "smoke_models.py"), os.path.join(here, "model_files.py"),
                  os.path.join(here, "..", "icedit_core", "adapter_file.py"),
                  os.path.join(here, "..", "nodes", "smoke_test.py")):
         with open(path, "rb") as handle:
@@ -130,25 +130,30 @@ def _save(state_dict, path, metadata=None):
 
 def ensure_smoke_models(cache_root: str, log=print) -> str:
     """Generate the smoke-test model folder once (keyed by the generator's source) and return its path: a
-    ComfyUI-style models folder with diffusion_models/, vae/, text_encoders/ and loras/."""
+    ComfyUI-style models folder with diffusion_models/, vae/, text_encoders/ and loras/ (SMOKE_FILES)."""
     root = os.path.join(cache_root, "smoke-models-" + _generator_fingerprint())
     done = os.path.join(root, ".complete")
     if os.path.exists(done):
         return root
     log(f"generating small random-weight smoke-test models in {root} (once, about a minute)")
-    for folder in SMOKE_FILES:
+
+    def target(role):
+        folder, name = SMOKE_FILES[role]
         os.makedirs(os.path.join(root, folder), exist_ok=True)
+        return os.path.join(root, folder, name)
+
+    def bf16(state_dict):
+        return {k: v.to(torch.bfloat16).contiguous() for k, v in state_dict.items()}
+
     unet_config = flux_fill_config()
     flux = build_flux_fill(unet_config, seed=0).model.diffusion_model
-    _save({k: v.to(torch.bfloat16).contiguous() for k, v in flux.state_dict().items()},
-          os.path.join(root, "diffusion_models", SMOKE_FILES["diffusion_models"]))
+    _save(bf16(flux.state_dict()), target("unet"))
     del flux
-    _save({k: v.to(torch.bfloat16).contiguous() for k, v in flux_vae_state_dict().items()},
-          os.path.join(root, "vae", SMOKE_FILES["vae"]))
-    _save(text_encoders_state_dict(), os.path.join(root, "text_encoders", SMOKE_FILES["text_encoders"]),
+    _save(bf16(flux_vae_state_dict()), target("vae"))
+    _save(text_encoders_state_dict(), target("text_encoders"),
           metadata={SMOKE_TEST_CONFIG_KEY: json.dumps({"clip_l": CLIP_L_CONFIG, "t5xxl": T5XXL_CONFIG})})
-    _save({k: v.to(torch.bfloat16) for k, v in normal_lora_state_dict(unet_config).items()},
-          os.path.join(root, "loras", SMOKE_FILES["loras"]))
+    _save(bf16(adapter_state_dict(unet_config, num_experts=0, seed=3)), target("lora"))
+    _save(bf16(adapter_state_dict(unet_config, num_experts=4, seed=4)), target("moe_lora"))
     with open(done, "w") as handle:
         handle.write("ok\n")
     return root

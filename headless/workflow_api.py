@@ -44,7 +44,8 @@ def _options(spec) -> dict:
     return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
 
 
-def _combo_choices(spec) -> list:
+def combo_choices(spec) -> list:
+    """The choices of a combo input, in either form /object_info lists them (V1 list or V3 options)."""
     if isinstance(spec[0], list):
         return spec[0]
     return _options(spec).get("options", [])
@@ -66,7 +67,7 @@ def _check_value(node_label: str, name: str, spec, value):
     kind = _kind(spec)
     options = _options(spec)
     if kind == "COMBO":
-        choices = _combo_choices(spec)
+        choices = combo_choices(spec)
         if value not in choices:
             shown = choices if len(choices) <= 12 else choices[:12] + ["..."]
             raise WorkflowError(f"{node_label}: {name} = {value!r} is not one of the server's choices {shown}")

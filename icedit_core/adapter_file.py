@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 KEY_PREFIX = "transformer."
+TOP_K_METADATA_KEY = "top_k"
 ACCEPTED_PREFIXES = ("base_model.model.transformer.", "base_model.model.", "transformer.")
 
 # Target modules of the ICEdit adapters, per block, in diffusers naming.
@@ -82,6 +83,10 @@ class Adapter:
     source: str
     plain: dict[str, LoraModule] = field(default_factory=dict)
     moe: dict[str, MoEModule] = field(default_factory=dict)
+    top_k: int | None = None  # from the file's metadata when it says; the released file does not
+
+    def default_top_k(self) -> int:
+        return self.top_k or 1
 
     @property
     def is_moe(self) -> bool:
@@ -162,10 +167,14 @@ def _plain_module(source, module, parts) -> LoraModule:
         if side not in parts:
             raise AdapterFileError(f"{source}: {module}.lora_{side}.weight is missing (the other half is there)")
     (key_a, down), (key_b, up) = parts["A"], parts["B"]
+    _check_pair(source, key_a, down, key_b, up)
+    return LoraModule(down=down, up=up)
+
+
+def _check_pair(source, key_a, down, key_b, up) -> None:
     if down.ndim != 2 or up.ndim != 2 or down.shape[0] != up.shape[1]:
         raise AdapterFileError(f"{source}: {key_a} is {_shape(down)} and {key_b} is {_shape(up)}; expected "
                                "[rank, in] and [out, rank] with the same rank")
-    return LoraModule(down=down, up=up)
 
 
 def _moe_module(source, module, parts, router) -> MoEModule:
@@ -182,9 +191,7 @@ def _moe_module(source, module, parts, router) -> MoEModule:
             if (side, index) not in parts:
                 raise AdapterFileError(f"{source}: {module}.lora_{side}.expert_{index}.weight is missing")
         (key_a, down), (key_b, up) = parts[("A", index)], parts[("B", index)]
-        if down.ndim != 2 or up.ndim != 2 or down.shape[0] != up.shape[1]:
-            raise AdapterFileError(f"{source}: {key_a} is {_shape(down)} and {key_b} is {_shape(up)}; expected "
-                                   "[rank, in] and [out, rank] with the same rank")
+        _check_pair(source, key_a, down, key_b, up)
         if downs and (down.shape != downs[0].shape or up.shape != ups[0].shape):
             raise AdapterFileError(f"{source}: experts of {module} disagree: expert 0 is A {_shape(downs[0])} / "
                                    f"B {_shape(ups[0])}, expert {index} is A {_shape(down)} / B {_shape(up)} "
@@ -208,11 +215,20 @@ def read_adapter(path: str) -> Adapter:
         raise AdapterFileError(f"{path}: only .safetensors adapter files are read (pickled .ckpt/.pt/.bin files "
                                "can run code when loaded)")
     try:
+        with safetensors.safe_open(path, framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
         state_dict = safetensors.torch.load_file(path, device="cpu")
     except (safetensors.SafetensorError, OSError, ValueError) as error:
         raise AdapterFileError(f"{path}: not a readable safetensors file ({error}); is it truncated or of "
                                "another format?") from error
-    return parse_state_dict(state_dict, source=path)
+    adapter = parse_state_dict(state_dict, source=path)
+    if TOP_K_METADATA_KEY in metadata:
+        try:
+            adapter.top_k = int(metadata[TOP_K_METADATA_KEY])
+        except ValueError:
+            raise AdapterFileError(f"{path}: metadata {TOP_K_METADATA_KEY} = {metadata[TOP_K_METADATA_KEY]!r} "
+                                   "is not a whole number") from None
+    return adapter
 
 
 def to_diffusers_lora_state_dict(modules: dict[str, LoraModule]) -> dict[str, torch.Tensor]:

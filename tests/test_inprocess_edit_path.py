@@ -25,7 +25,7 @@ from comfyui_icedit.nodes.smoke_test import ICEditSmokeTestCLIPLoader
 def smoke_files(smoke_models_dir):
     for kind in ("text_encoders", "vae", "loras"):
         folder_paths.add_model_folder_path(kind, os.path.join(smoke_models_dir, kind))
-    return smoke_models.SMOKE_FILES
+    return {role: name for role, (_, name) in smoke_models.SMOKE_FILES.items()}
 
 
 @pytest.fixture(scope="module")

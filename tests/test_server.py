@@ -19,11 +19,14 @@ import workflow_api
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_NODES = {"ICEditDiptych", "ICEditPromptEncode", "ICEditFillConditioning", "ICEditModelSamplingFlux",
-              "ICEditCrop", "ICEditSmokeTestCLIPLoader"}
+              "ICEditCrop", "ICEditMoELoRALoader", "ICEditSmokeTestCLIPLoader"}
 
 
-def load_basic_workflow() -> dict:
-    with open(run_icedit.BASIC_WORKFLOW, encoding="utf-8") as handle:
+WORKFLOWS = sorted(os.listdir(os.path.join(REPO, "workflows")))
+
+
+def load_workflow(name) -> dict:
+    with open(os.path.join(REPO, "workflows", name), encoding="utf-8") as handle:
         return json.load(handle)
 
 
@@ -37,8 +40,8 @@ def write_source(path, width=100, height=70):
 def with_real_model_files(object_info: dict) -> dict:
     """/object_info as a server that has the official model files would list it."""
     info = copy.deepcopy(object_info)
-    for (node_type, name), (_, filename) in run_icedit.REAL_MODELS.items():
-        info[node_type]["input"]["required"][name][0].append(filename)
+    for (node_type, name), (_, filename, _) in run_icedit.REAL_MODELS.items():
+        workflow_api.combo_choices(info[node_type]["input"]["required"][name]).append(filename)
     return info
 
 
@@ -55,8 +58,9 @@ def test_the_pack_loads_and_lists_its_nodes(comfy_server):
                                               if "IMPORT FAILED" in line and "comfyui-icedit" in line]
 
 
-def test_the_shipped_workflow_validates_against_object_info(comfy_server, tmp_path):
-    workflow = load_basic_workflow()
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_the_shipped_workflows_validate_against_object_info(comfy_server, tmp_path, name):
+    workflow = load_workflow(name)
     # The workflow's LoadImage names an example image; a user picks their own, here we upload one.
     example = next(n for n in workflow["nodes"] if n["type"] == "LoadImage")["widgets_values"][0]
     comfy_server.upload_image(write_source(tmp_path / "example.png"), name=example)
@@ -69,34 +73,36 @@ def test_the_shipped_workflow_validates_against_object_info(comfy_server, tmp_pa
     assert (sampler["steps"], sampler["cfg"], sampler["sampler_name"], sampler["scheduler"]) == (28, 1.0, "euler", "simple")
     encode = next(n for n in prompt.values() if n["class_type"] == "ICEditPromptEncode")["inputs"]
     assert encode["guidance"] == 50.0 and encode["template"] == "released"
-    # The real file names, as the official release names them.
-    loaders = {n["class_type"]: n["inputs"] for n in prompt.values()}
-    assert loaders["UNETLoader"]["unet_name"] == "flux1-fill-dev.safetensors"
-    assert loaders["VAELoader"]["vae_name"] == "ae.safetensors"
+    # The real file names, as the official releases name them.
+    for node in prompt.values():
+        for input_name, value in node["inputs"].items():
+            real = run_icedit.REAL_MODELS.get((node["class_type"], input_name))
+            if real:
+                assert value == real[1]
     # On this server (no real weights) those names are what ComfyUI's validation would reject.
     with pytest.raises(workflow_api.WorkflowError, match="flux1-fill-dev.safetensors"):
         workflow_api.ui_to_api(workflow, info)
 
 
 def test_an_outdated_widget_list_is_a_clear_error(comfy_server):
-    workflow = load_basic_workflow()
+    workflow = load_workflow("icedit_basic.json")
     sampler = next(n for n in workflow["nodes"] if n["type"] == "KSampler")
     del sampler["widgets_values"][-1]
     with pytest.raises(workflow_api.WorkflowError, match="out of date"):
         workflow_api.ui_to_api(workflow, with_real_model_files(comfy_server.object_info()))
 
 
-def smoke_prompt(server, tmp_path, instruction="make the sky red", width=100, height=70):
+def smoke_prompt(server, tmp_path, workflow="icedit_basic.json", instruction="make the sky red", width=100,
+                 height=70):
     name = server.upload_image(write_source(tmp_path / "source.png", width, height), name="icedit_test_source.png")
-    base = run_icedit.smoke_workflow(load_basic_workflow(), {
-        kind: filename for kind, filename in __import__("comfyui_icedit.headless.smoke_models",
-                                                        fromlist=["SMOKE_FILES"]).SMOKE_FILES.items()})
-    workflow = run_icedit.prepare_workflow(base, name, instruction, seed=3, steps=2, panel_width=64)
-    return workflow_api.ui_to_api(workflow, server.object_info())
+    base = run_icedit.smoke_workflow(load_workflow(workflow))
+    prepared = run_icedit.prepare_workflow(base, name, instruction, seed=3, steps=2, panel_width=64)
+    return workflow_api.ui_to_api(prepared, server.object_info())
 
 
-def test_the_basic_workflow_runs_through_the_real_executor(comfy_server, tmp_path):
-    prompt = smoke_prompt(comfy_server, tmp_path)
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_the_shipped_workflows_run_through_the_real_executor(comfy_server, tmp_path, name):
+    prompt = smoke_prompt(comfy_server, tmp_path, name)
     body = json.dumps({"prompt": prompt, "client_id": "icedit-test"}).encode()
     request = urllib.request.Request(comfy_server.url + "/prompt", data=body,
                                      headers={"Content-Type": "application/json"})
@@ -112,9 +118,9 @@ def test_the_basic_workflow_runs_through_the_real_executor(comfy_server, tmp_pat
             break
         time.sleep(0.5)
     assert entry is not None and entry["status"]["status_str"] == "success", entry and entry["status"]
-    saved = {image["filename"]: image for output in entry["outputs"].values() for image in output["images"]}
-    edited = [image for name, image in saved.items() if image["filename"].startswith("edited")]
-    comparison = [image for name, image in saved.items() if image["filename"].startswith("comparison")]
+    saved = [image for output in entry["outputs"].values() for image in output.get("images", [])]
+    edited = [image for image in saved if image["filename"].startswith("edited")]
+    comparison = [image for image in saved if image["filename"].startswith("comparison")]
     assert len(edited) == 1 and len(comparison) == 1
     on_disk = os.path.join(comfy_server.workdir, "output", edited[0]["subfolder"], edited[0]["filename"])
     with Image.open(on_disk) as result:
@@ -122,6 +128,11 @@ def test_the_basic_workflow_runs_through_the_real_executor(comfy_server, tmp_pat
     with Image.open(os.path.join(comfy_server.workdir, "output", comparison[0]["subfolder"],
                                  comparison[0]["filename"])) as result:
         assert result.size == (200, 70)
+    texts = [text for output in entry["outputs"].values() for text in output.get("text", [])]
+    if "moe" in name:  # the loader's report, shown by PreviewAny
+        assert any("2 MoE modules (4 experts x rank 32" in text and "routed per token (top-1)" in text
+                   for text in texts), texts
+    assert "lora key not loaded" not in comfy_server.log_tail(100_000).lower()
 
 
 def test_node_errors_reach_the_user_as_comfyui_reports_them(comfy_server, tmp_path):
@@ -130,12 +141,13 @@ def test_node_errors_reach_the_user_as_comfyui_reports_them(comfy_server, tmp_pa
         comfy_server.run(prompt, timeout=300)
 
 
-def test_the_main_job_command_edits_through_a_running_server(comfy_server, tmp_path):
+@pytest.mark.parametrize("workflow", sorted(run_icedit.WORKFLOWS))
+def test_the_main_job_command_edits_through_a_running_server(comfy_server, tmp_path, workflow):
     source = write_source(tmp_path / "photo.png", 90, 120)
     output = tmp_path / "out"
     result = subprocess.run([sys.executable, os.path.join(REPO, "headless", "run_icedit.py"),
-                             "--server", comfy_server.url, "--edit", source, "make the shirt blue",
-                             "--output", str(output), "--steps", "2"],
+                             "--server", comfy_server.url, "--workflow", workflow,
+                             "--edit", source, "make the shirt blue", "--output", str(output), "--steps", "2"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SMOKE TEST" in result.stdout

@@ -1,0 +1,30 @@
+"""Which model files the shipped workflows load: the official releases' names, and the smoke-test stand-ins.
+Stdlib only (the runner reads it without ComfyUI)."""
+
+# (node type, input name) -> (ComfyUI models folders: the current name first, then its older alias;
+# the file name as the official release names it; the input's position among the node's widget values)
+REAL_MODELS = {
+    ("UNETLoader", "unet_name"): (("diffusion_models", "unet"), "flux1-fill-dev.safetensors", 0),
+    ("DualCLIPLoader", "clip_name1"): (("text_encoders", "clip"), "clip_l.safetensors", 0),
+    ("DualCLIPLoader", "clip_name2"): (("text_encoders", "clip"), "t5xxl_fp16.safetensors", 1),
+    ("VAELoader", "vae_name"): (("vae",), "ae.safetensors", 0),
+    ("LoraLoaderModelOnly", "lora_name"): (("loras",), "ICEdit-normal-lora/pytorch_lora_weights.safetensors", 0),
+    ("ICEditMoELoRALoader", "lora_name"): (("loras",), "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors", 0),
+}
+
+# role -> (ComfyUI models folder, file name) of the generated random-weight stand-ins
+SMOKE_FILES = {
+    "unet": ("diffusion_models", "icedit-smoke-test-flux-fill.safetensors"),
+    "vae": ("vae", "icedit-smoke-test-ae.safetensors"),
+    "text_encoders": ("text_encoders", "icedit-smoke-test-text-encoders.safetensors"),
+    "lora": ("loras", "icedit-smoke-test-normal-lora.safetensors"),
+    "moe_lora": ("loras", "icedit-smoke-test-moe-lora.safetensors"),
+}
+
+# (node type, input name) -> smoke role, for the loaders whose real file has a smoke stand-in
+SMOKE_ROLE = {
+    ("UNETLoader", "unet_name"): "unet",
+    ("VAELoader", "vae_name"): "vae",
+    ("LoraLoaderModelOnly", "lora_name"): "lora",
+    ("ICEditMoELoRALoader", "lora_name"): "moe_lora",
+}
