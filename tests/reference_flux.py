@@ -63,6 +63,12 @@ def run_comfy(patcher, inputs) -> torch.Tensor:
     import comfy.model_management
 
     comfy.model_management.load_models_gpu([patcher])
+    return forward(patcher, inputs)
+
+
+@torch.no_grad()
+def forward(patcher, inputs) -> torch.Tensor:
+    """The diffusion model's forward as the patcher is loaded now, with its wrappers."""
     options = {"wrappers": patcher.wrappers}
     return patcher.model.diffusion_model(inputs["x"], inputs["timestep"], inputs["context"], y=inputs["y"],
                                          guidance=inputs["guidance"], transformer_options=options).clone()

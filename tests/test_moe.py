@@ -206,6 +206,24 @@ def test_an_interrupted_sampling_removes_the_hooks(loras_dir):
     assert torch.equal(reference_flux.run_comfy(model, inputs), before)
 
 
+def test_low_vram_weight_casting_and_on_the_fly_patches_compose_with_the_hooks(loras_dir):
+    _, model, config = reference_flux.flux_pair()
+    inputs = reference_flux.random_inputs(config)
+    name = save_adapter(loras_dir, "moe.safetensors", adapter_for(config))
+    patched = ICEditMoELoRALoader.execute(model, name, 1.0, 1).result[0]
+    fully_loaded = reference_flux.run_comfy(patched, inputs)
+    comfy.model_management.unload_all_models()
+    # A one-byte budget: every layer is cast per call and the plain LoRA is applied on the fly (LowVramPatch).
+    patched.load(torch.device("cpu"), lowvram_model_memory=1)
+    try:
+        cast = [m for m in patched.model.diffusion_model.modules() if getattr(m, "comfy_cast_weights", False)]
+        assert cast and any(getattr(m, "weight_function", None) for m in cast)
+        torch.testing.assert_close(reference_flux.forward(patched, inputs), fully_loaded, rtol=1e-5, atol=1e-5)
+    finally:
+        patched.detach()
+    assert no_instance_forwards(patched)
+
+
 def test_another_lora_after_the_moe_loader_patches_exactly_as_on_the_plain_model(loras_dir, caplog):
     _, model, config = reference_flux.flux_pair()
     inputs = reference_flux.random_inputs(config)
