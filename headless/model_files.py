@@ -10,6 +10,8 @@ REAL_MODELS = {
     ("VAELoader", "vae_name"): (("vae",), "ae.safetensors", 0),
     ("LoraLoaderModelOnly", "lora_name"): (("loras",), "ICEdit-normal-lora/pytorch_lora_weights.safetensors", 0),
     ("ICEditMoELoRALoader", "lora_name"): (("loras",), "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors", 0),
+    # A folder: Qwen/Qwen2.5-VL-7B-Instruct downloaded whole (the paper judged with the 72B model).
+    ("ICEditVLMJudgeLocal", "model_folder"): (("vlm",), "Qwen2.5-VL-7B-Instruct", 0),
 }
 
 # role -> (ComfyUI models folder, file name) of the generated random-weight stand-ins
@@ -19,6 +21,7 @@ SMOKE_FILES = {
     "text_encoders": ("text_encoders", "icedit-smoke-test-text-encoders.safetensors"),
     "lora": ("loras", "icedit-smoke-test-normal-lora.safetensors"),
     "moe_lora": ("loras", "icedit-smoke-test-moe-lora.safetensors"),
+    "vlm": ("vlm", "icedit-smoke-test-qwen2-vl"),  # a Hugging Face model folder
 }
 
 # (node type, input name) -> smoke role, for the loaders whose real file has a smoke stand-in
@@ -27,4 +30,5 @@ SMOKE_ROLE = {
     ("VAELoader", "vae_name"): "vae",
     ("LoraLoaderModelOnly", "lora_name"): "lora",
     ("ICEditMoELoRALoader", "lora_name"): "moe_lora",
+    ("ICEditVLMJudgeLocal", "model_folder"): "vlm",
 }

@@ -28,6 +28,7 @@ from model_files import REAL_MODELS, SMOKE_FILES, SMOKE_ROLE  # noqa: E402
 WORKFLOWS = {
     "basic": os.path.join(PACK_ROOT, "workflows", "icedit_basic.json"),  # normal LoRA
     "moe": os.path.join(PACK_ROOT, "workflows", "icedit_moe.json"),      # MoE-LoRA
+    "early_filter": os.path.join(PACK_ROOT, "workflows", "icedit_early_filter.json"),  # MoE-LoRA + Early Filter
 }
 BASIC_WORKFLOW = WORKFLOWS["basic"]
 SMOKE_NOTICE = ("SMOKE TEST: the real ICEdit weights were not found, so this run uses small random-weight "
@@ -45,7 +46,7 @@ def find_missing_real_models(workflow: dict, model_dirs: list[str]) -> list[str]
     missing = []
     for node_type, input_name, _ in model_inputs(workflow):
         folders, filename, _ = REAL_MODELS[(node_type, input_name)]
-        found = any(os.path.isfile(os.path.join(root, folder, filename))
+        found = any(os.path.exists(os.path.join(root, folder, filename))
                     for root in model_dirs for folder in folders)
         if not found:
             missing.append(f"{folders[0]}/{filename}")
@@ -81,10 +82,21 @@ def smoke_workflow(workflow: dict) -> dict:
     return workflow
 
 
-def prepare_workflow(base: dict, image_name: str, instruction: str, seed: int, steps: int, panel_width: int) -> dict:
+def prepare_workflow(base: dict, image_name: str, instruction: str, seed: int, steps: int, panel_width: int,
+                     candidates: int | None = None, early_steps: int | None = None) -> dict:
     workflow = workflow_api.set_widget(base, "LoadImage", 0, image_name)
     workflow = workflow_api.set_widget(workflow, "ICEditPromptEncode", 0, instruction)
     workflow = workflow_api.set_widget(workflow, "ICEditDiptych", 0, panel_width)
+    types = {node["type"] for node in workflow["nodes"]}
+    if "ICEditEarlyFilterSampler" in types:
+        # widgets: seed, control, candidates, early_steps, steps, ...
+        workflow = workflow_api.set_widget(workflow, "ICEditEarlyFilterSampler", 0, seed)
+        workflow = workflow_api.set_widget(workflow, "ICEditEarlyFilterSampler", 4, steps)
+        if candidates is not None:
+            workflow = workflow_api.set_widget(workflow, "ICEditEarlyFilterSampler", 2, candidates)
+        if early_steps is not None:
+            workflow = workflow_api.set_widget(workflow, "ICEditEarlyFilterSampler", 3, early_steps)
+        return workflow
     workflow = workflow_api.set_widget(workflow, "KSampler", 0, seed)
     return workflow_api.set_widget(workflow, "KSampler", 2, steps)
 
@@ -116,7 +128,11 @@ def parse_args(argv=None):
     parser.add_argument("--edit", nargs=2, action="append", metavar=("IMAGE", "INSTRUCTION"), default=[],
                         help="an image and what to change in it; repeat for several")
     parser.add_argument("--workflow", choices=sorted(WORKFLOWS), default="basic",
-                        help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA (ICEditMoELoRALoader)")
+                        help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA (ICEditMoELoRALoader); "
+                             "early_filter: MoE-LoRA + Early Filter with a local VLM judge")
+    parser.add_argument("--candidates", type=int, help="Early Filter seeds (default 6; 3 on smoke-test models)")
+    parser.add_argument("--early-steps", type=int, help="Early Filter steps before judging (default 10; 2 on "
+                                                        "smoke-test models)")
     parser.add_argument("--output", default=os.path.join(PACK_ROOT, "output"), help="where results go")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--steps", type=int, help="sampling steps (default 28; 4 on smoke-test models)")
@@ -181,19 +197,25 @@ def main(argv=None) -> int:
             print(f"\n[{index + 1}/{len(edits)}] {image_path}: {instruction!r} (seed {args.seed}, {steps} steps, "
                   f"panel width {panel_width})")
             uploaded = server.upload_image(image_path, name=f"icedit_{index}_{os.path.basename(image_path)}")
-            workflow = prepare_workflow(base, uploaded, instruction, args.seed, steps, panel_width)
+            workflow = prepare_workflow(base, uploaded, instruction, args.seed, steps, panel_width,
+                                        args.candidates or (3 if smoke else None),
+                                        args.early_steps or (2 if smoke else None))
             # Listed again: the upload has just added the image to LoadImage's choices.
             prompt = workflow_api.ui_to_api(workflow, server.object_info())
             entry = server.run(prompt, on_progress=ProgressPrinter(prompt))
             print()
-            for node_id, output in entry["outputs"].items():
+            for output in entry["outputs"].values():
                 for image in output.get("images", []):
+                    if image.get("type") != "output":
+                        continue  # previews (the Early Filter's candidates) stay on the server
                     kind = "comparison" if "comparison" in image["filename"] else "edited"
                     target = os.path.join(args.output, f"{stem}_{kind}.png")
                     with open(target, "wb") as handle:
                         handle.write(server.view(image))
                     written.append(target)
                     print(f"  wrote {target}")
+                for text in output.get("text", []):  # reports (MoE loader, Early Filter)
+                    print("  " + str(text).replace("\n", "\n  "))
     if smoke:
         print("\n" + SMOKE_NOTICE)
     return 0 if written else 1

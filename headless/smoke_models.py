@@ -110,6 +110,43 @@ def adapter_state_dict(unet_config: dict, num_experts: int, seed: int) -> dict[s
     return adapter_file.random_moe_lora_state_dict(shapes, rank=32, num_experts=num_experts, seed=seed)
 
 
+# Qwen2-VL's image placeholder tokens in the Qwen2.5 tokenizer that ships with ComfyUI.
+_QWEN_VISION_TOKENS = {"image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652,
+                       "vision_end_token_id": 151653}
+# A minimal chat template: images as <|vision_start|><|image_pad|><|vision_end|>, then the text.
+_QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def save_tiny_qwen2_vl(folder: str, seed: int = 5) -> str:
+    """A random-weight Qwen2-VL (about 10 M parameters, mostly the vocabulary) with a real processor - the
+    tokenizer ComfyUI ships for Qwen - saved as a Hugging Face folder that transformers' Auto classes load."""
+    import comfy.text_encoders.flux  # a module inside the namespace package comfy/text_encoders/
+    from transformers import (AutoTokenizer, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor,
+                              Qwen2VLProcessor, Qwen2VLVideoProcessor)
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        os.path.join(os.path.dirname(comfy.text_encoders.flux.__file__), "qwen25_tokenizer"))
+    config = Qwen2VLConfig(
+        text_config={"vocab_size": 151936, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}},
+        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2,
+                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+        **_QWEN_VISION_TOKENS)
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config)
+    processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
+                                 tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
+                                 chat_template=_QWEN_CHAT_TEMPLATE)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 def _generator_fingerprint() -> str:
     """Changes whenever the code that makes the files changes, so cached files are never stale."""
     digest = hashlib.sha256()
@@ -154,6 +191,7 @@ def ensure_smoke_models(cache_root: str, log=print) -> str:
           metadata={SMOKE_TEST_CONFIG_KEY: json.dumps({"clip_l": CLIP_L_CONFIG, "t5xxl": T5XXL_CONFIG})})
     _save(bf16(adapter_state_dict(unet_config, num_experts=0, seed=3)), target("lora"))
     _save(bf16(adapter_state_dict(unet_config, num_experts=4, seed=4)), target("moe_lora"))
+    save_tiny_qwen2_vl(target("vlm"))
     with open(done, "w") as handle:
         handle.write("ok\n")
     return root

@@ -132,6 +132,18 @@ def check_diptych_matches(image: torch.Tensor, layout: DiptychLayout, what: str)
                          "the batch must be a multiple of the number of sources.")
 
 
+def panels(diptych: torch.Tensor, layout: DiptychLayout) -> tuple[torch.Tensor, torch.Tensor]:
+    """(left, right) panels of a decoded diptych [N, h, 2w, C], RGB, at panel size."""
+    check_diptych_matches(diptych, layout, "the decoded diptych")
+    rgb = to_rgb(diptych).float().cpu()
+    return rgb[:, :, :layout.panel_width], rgb[:, :, layout.panel_width:]
+
+
+def source_panels(layout: DiptychLayout) -> torch.Tensor:
+    """The sources resized to panel size, as the left panel shows them: [B, h, w, 3]."""
+    return resize_images(layout.sources, layout.panel_width, layout.panel_height)
+
+
 def _resize_float(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
     if images.shape[1] == height and images.shape[2] == width:
         return images
@@ -143,9 +155,7 @@ def _resize_float(images: torch.Tensor, width: int, height: int) -> torch.Tensor
 def crop_edit(diptych: torch.Tensor, layout: DiptychLayout) -> tuple[torch.Tensor, torch.Tensor]:
     """Decoded diptych [N, h, 2w, C] -> (edited panels at the source size [N, H, W, 3],
     before|after comparison [N, H, 2W, 3]). N may be a multiple of the number of sources (several samples)."""
-    check_diptych_matches(diptych, layout, "the decoded diptych")
-    rgb = to_rgb(diptych).float().cpu()
-    right = rgb[:, :, layout.panel_width:, :]
+    _, right = panels(diptych, layout)
     edited = _resize_float(right, layout.source_width, layout.source_height)
     # Several samples per source come tiled, as ComfyUI's RepeatLatentBatch makes them: s0 s1 s0 s1 ...
     before = layout.sources.repeat(edited.shape[0] // layout.batch_size, 1, 1, 1)

@@ -70,6 +70,8 @@ class ICEditPromptEncode(io.ComfyNode):
                 io.Conditioning.Output("positive", tooltip="The in-context prompt with Flux guidance."),
                 io.Conditioning.Output("negative", tooltip="The positive zeroed out (Flux Fill runs at cfg 1)."),
                 io.String.Output("prompt", tooltip="The full text that was encoded."),
+                io.String.Output("instruction_text", display_name="instruction",
+                                 tooltip="The instruction alone, for the Early Filter's judge."),
             ],
         )
 
@@ -78,7 +80,7 @@ class ICEditPromptEncode(io.ComfyNode):
         text = prompts.build_prompt(instruction, prompts.resolve_template(template, custom_template))
         positive = clip.encode_from_tokens_scheduled(clip.tokenize(text), add_dict={"guidance": guidance})
         (negative,) = comfy_nodes.ConditioningZeroOut().zero_out(positive)
-        return io.NodeOutput(positive, negative, text)
+        return io.NodeOutput(positive, negative, text, instruction.strip())
 
 
 class ICEditFillConditioning(io.ComfyNode):

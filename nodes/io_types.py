@@ -3,3 +3,6 @@ from comfy_api.latest import io
 
 # An icedit_core.diptych.DiptychLayout: how a source became a diptych, and how to undo it.
 Layout = io.Custom("ICEDIT_LAYOUT")
+
+# An icedit_core.judge.protocol.Judge: compares or scores edits for the Early Filter.
+Judge = io.Custom("ICEDIT_JUDGE")

@@ -27,8 +27,9 @@ SMOKE_TEST_CONFIG_KEY = "icedit_smoke_test_text_encoders"
 class SmokeTestFluxTextEncoders(FluxClipModel):
     """FluxClipModel with CLIP-L and T5 bodies built from given (small) configs instead of the fixed real ones."""
 
-    def __init__(self, clip_l_config, t5xxl_config, device="cpu", dtype=None, model_options={}):
+    def __init__(self, clip_l_config, t5xxl_config, device="cpu", dtype=None, model_options=None):
         torch.nn.Module.__init__(self)  # not FluxClipModel.__init__: that builds the full-size encoders
+        model_options = model_options or {}
         self.clip_l = comfy.sd1_clip.SDClipModel(device=device, dtype=dtype, textmodel_json_config=clip_l_config,
                                                  return_projected_pooled=False, model_options=model_options)
         self.t5xxl = comfy.sd1_clip.SDClipModel(device=device, dtype=dtype, textmodel_json_config=t5xxl_config,

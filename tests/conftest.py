@@ -38,3 +38,28 @@ def comfy_server(smoke_models_dir, tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def smoke_files(smoke_models_dir) -> dict[str, str]:
+    """The smoke-test model files, registered in folder_paths like ComfyUI's own model folders: role -> name."""
+    import folder_paths
+    from comfyui_icedit.headless import smoke_models
+
+    for kind, _ in smoke_models.SMOKE_FILES.values():
+        folder_paths.add_model_folder_path(kind, os.path.join(smoke_models_dir, kind))
+    return {role: name for role, (_, name) in smoke_models.SMOKE_FILES.items()}
+
+
+@pytest.fixture(scope="session")
+def clip(smoke_files):
+    from comfyui_icedit.nodes.smoke_test import ICEditSmokeTestCLIPLoader
+
+    return ICEditSmokeTestCLIPLoader.execute(smoke_files["text_encoders"]).result[0]
+
+
+@pytest.fixture(scope="session")
+def vae(smoke_files):
+    import nodes as comfy_nodes
+
+    return comfy_nodes.VAELoader().load_vae(smoke_files["vae"])[0]

@@ -21,3 +21,14 @@ def test_moe_step_benchmark_runs_and_reports_every_variant(tmp_path):
         assert len(results[variant]["times_ms"]) == 2 and results[variant]["median_ms"] > 0
     assert results["unpatched"]["ratio"] == 1.0
     assert "routed per token" in result.stdout
+
+
+def test_early_filter_benchmark_counts_the_model_evaluations(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "early_filter.py"), "--hidden", "128",
+                             "--heads", "2", "--double", "1", "--single", "1", "--panel-width", "32",
+                             "--candidates", "2", "--early-steps", "1", "--steps", "3", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(out.read_text())
+    assert [results[v]["nfe"] for v in ("naive_best_of_m", "paper", "resume")] == [2 * 3, 3 + 2 * 1, 2 * 1 + 3 - 1]

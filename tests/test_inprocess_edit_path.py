@@ -3,7 +3,6 @@ comfy.supported_models / comfy.model_base / ModelPatcher, the stock VAE loader, 
 from __future__ import annotations
 
 import logging
-import os
 
 import comfy.lora
 import comfy.model_management
@@ -18,24 +17,6 @@ from comfyui_icedit.icedit_core import adapter_file
 from comfyui_icedit.icedit_core import diptych as dip
 from comfyui_icedit.nodes.edit import (ICEditCrop, ICEditDiptych, ICEditFillConditioning, ICEditModelSamplingFlux,
                                        ICEditPromptEncode)
-from comfyui_icedit.nodes.smoke_test import ICEditSmokeTestCLIPLoader
-
-
-@pytest.fixture(scope="module")
-def smoke_files(smoke_models_dir):
-    for kind in ("text_encoders", "vae", "loras"):
-        folder_paths.add_model_folder_path(kind, os.path.join(smoke_models_dir, kind))
-    return {role: name for role, (_, name) in smoke_models.SMOKE_FILES.items()}
-
-
-@pytest.fixture(scope="module")
-def clip(smoke_files):
-    return ICEditSmokeTestCLIPLoader.execute(smoke_files["text_encoders"]).result[0]
-
-
-@pytest.fixture(scope="module")
-def vae(smoke_files):
-    return comfy_nodes.VAELoader().load_vae(smoke_files["vae"])[0]
 
 
 def source_image(width=48, height=50):
@@ -48,7 +29,8 @@ def test_basic_path_samples_and_the_model_sees_the_source_as_context(clip, vae):
     diptych, mask, layout = ICEditDiptych.execute(image, 32).result
     assert diptych.shape == (1, 32, 64, 3) and mask.shape == (1, 32, 64)
 
-    positive, negative, text = ICEditPromptEncode.execute(clip, "make it red", "released", "", 50.0).result
+    positive, negative, text, instruction = ICEditPromptEncode.execute(clip, "make it red", "released", "", 50.0).result
+    assert instruction == "make it red"
     assert text.endswith("on the left but make it red")
     assert positive[0][1]["guidance"] == 50.0
     assert torch.count_nonzero(negative[0][0]) == 0 and torch.count_nonzero(negative[0][1]["pooled_output"]) == 0
@@ -103,7 +85,7 @@ def test_crop_refuses_a_diptych_from_another_layout(vae):
 def test_fill_conditioning_refuses_a_foreign_mask(clip, vae):
     diptych, _, _ = ICEditDiptych.execute(source_image(), 32).result
     _, other_mask, _ = ICEditDiptych.execute(source_image(100, 40), 32).result
-    positive, negative, _ = ICEditPromptEncode.execute(clip, "x", "released", "", 50.0).result
+    positive, negative, _, _ = ICEditPromptEncode.execute(clip, "x", "released", "", 50.0).result
     with pytest.raises(ValueError, match="MASK is"):
         ICEditFillConditioning.execute(positive, negative, vae, diptych, other_mask)
 

@@ -3,7 +3,6 @@ isolation and bad input — all on ComfyUI's real Flux classes."""
 from __future__ import annotations
 
 import logging
-import os
 
 import comfy.lora
 import comfy.model_management
@@ -18,7 +17,6 @@ import torch
 
 from comfyui_icedit.headless import smoke_models
 from comfyui_icedit.icedit_core import adapter_file
-from comfyui_icedit.icedit_core.adapter_file import AdapterFileError
 from comfyui_icedit.icedit_core.moe import TokenRoutedLoRA, route
 from comfyui_icedit.nodes.flux_hooks import WRAPPER_KEY
 from comfyui_icedit.nodes.moe import ICEditMoELoRALoader
@@ -104,7 +102,7 @@ def test_token_routed_lora_matches_a_per_token_loop(experts, top_k):
         token = x[index[0], index[1]]
         logits = router @ token
         values, chosen = torch.topk(logits, top_k)
-        for weight, expert in zip(torch.softmax(values, 0), chosen):
+        for weight, expert in zip(torch.softmax(values, 0), chosen, strict=True):
             expected[index[0], index[1]] += weight * ups[expert] @ (downs[expert] @ token) * 0.5 * 0.8
     torch.testing.assert_close(layer.delta(x), expected, rtol=1e-5, atol=1e-5)
 

@@ -55,10 +55,24 @@ def test_icedit_core_imports_without_comfyui_on_the_path():
     assert result.returncode == 0, result.stderr
 
 
-def test_every_node_has_a_doc_page():
-    from comfyui_icedit.nodes import edit, smoke_test
+def pack_nodes():
+    import asyncio
 
-    for node in [*edit.NODES, *smoke_test.NODES]:
+    from comfyui_icedit.nodes import comfy_entrypoint
+
+    return asyncio.run(asyncio.run(comfy_entrypoint()).get_node_list())
+
+
+def test_every_node_schema_is_valid():
+    """What ComfyUI checks when it registers the pack (a failure there drops every node of the pack)."""
+    nodes = pack_nodes()
+    assert len({node.define_schema().node_id for node in nodes}) == len(nodes)
+    for node in nodes:
+        node.define_schema().validate()
+
+
+def test_every_node_has_a_doc_page():
+    for node in pack_nodes():
         node_id = node.define_schema().node_id
         path = os.path.join(REPO, "web", "docs", f"{node_id}.md")
         assert os.path.isfile(path), f"no doc page for {node_id}"

@@ -19,7 +19,8 @@ import workflow_api
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_NODES = {"ICEditDiptych", "ICEditPromptEncode", "ICEditFillConditioning", "ICEditModelSamplingFlux",
-              "ICEditCrop", "ICEditMoELoRALoader", "ICEditSmokeTestCLIPLoader"}
+              "ICEditCrop", "ICEditMoELoRALoader", "ICEditEarlyFilterSampler", "ICEditVLMJudgeLocal",
+              "ICEditVLMJudgeAPI", "ICEditJudgeHeuristic", "ICEditSmokeTestCLIPLoader"}
 
 
 WORKFLOWS = sorted(os.listdir(os.path.join(REPO, "workflows")))
@@ -69,8 +70,11 @@ def test_the_shipped_workflows_validate_against_object_info(comfy_server, tmp_pa
     assert types <= set(info), f"missing node types: {types - set(info)}"
     prompt = workflow_api.ui_to_api(workflow, with_real_model_files(info))
     assert {n["class_type"] for n in prompt.values()} == types
-    sampler = next(n for n in prompt.values() if n["class_type"] == "KSampler")["inputs"]
-    assert (sampler["steps"], sampler["cfg"], sampler["sampler_name"], sampler["scheduler"]) == (28, 1.0, "euler", "simple")
+    sampler = next(n for n in prompt.values() if n["class_type"] in ("KSampler", "ICEditEarlyFilterSampler"))
+    settings = sampler["inputs"]
+    assert (settings["steps"], settings["cfg"], settings["sampler_name"], settings["scheduler"]) == (28, 1.0, "euler", "simple")
+    if sampler["class_type"] == "ICEditEarlyFilterSampler":  # the paper's M = 6, m = 10
+        assert (settings["candidates"], settings["early_steps"], settings["mode"]) == (6, 10, "resume")
     encode = next(n for n in prompt.values() if n["class_type"] == "ICEditPromptEncode")["inputs"]
     assert encode["guidance"] == 50.0 and encode["template"] == "released"
     # The real file names, as the official releases name them.
@@ -96,7 +100,8 @@ def smoke_prompt(server, tmp_path, workflow="icedit_basic.json", instruction="ma
                  height=70):
     name = server.upload_image(write_source(tmp_path / "source.png", width, height), name="icedit_test_source.png")
     base = run_icedit.smoke_workflow(load_workflow(workflow))
-    prepared = run_icedit.prepare_workflow(base, name, instruction, seed=3, steps=2, panel_width=64)
+    prepared = run_icedit.prepare_workflow(base, name, instruction, seed=3, steps=3, panel_width=64, candidates=2,
+                                           early_steps=1)
     return workflow_api.ui_to_api(prepared, server.object_info())
 
 
@@ -132,6 +137,11 @@ def test_the_shipped_workflows_run_through_the_real_executor(comfy_server, tmp_p
     if "moe" in name:  # the loader's report, shown by PreviewAny
         assert any("2 MoE modules (4 experts x rank 32" in text and "routed per token (top-1)" in text
                    for text in texts), texts
+    if "early_filter" in name:  # the sampler's report and the candidates the judge saw
+        assert any("Early Filter (resume, pairwise, judge local): 2 candidates x 1 steps" in text and
+                   "winner: #" in text for text in texts), texts
+        previews = [image for image in saved if image["type"] == "temp"]
+        assert len(previews) == 2
     assert "lora key not loaded" not in comfy_server.log_tail(100_000).lower()
 
 
@@ -147,7 +157,7 @@ def test_the_main_job_command_edits_through_a_running_server(comfy_server, tmp_p
     output = tmp_path / "out"
     result = subprocess.run([sys.executable, os.path.join(REPO, "headless", "run_icedit.py"),
                              "--server", comfy_server.url, "--workflow", workflow,
-                             "--edit", source, "make the shirt blue", "--output", str(output), "--steps", "2"],
+                             "--edit", source, "make the shirt blue", "--output", str(output), "--steps", "3"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SMOKE TEST" in result.stdout

@@ -1,0 +1,124 @@
+"""Wall time and model evaluations (NFE) of the Early Filter's two modes against the naive way - every seed
+sampled to the end, then judged - on the same model, in one run, with ratios. Not a test.
+
+    python bench/early_filter.py            # small random Flux Fill on this machine's CPU, heuristic judge
+    python bench/early_filter.py --full     # FLUX.1 Fill size, 1024x512 diptych, M=6, m=10, n=28 (a GPU)
+Run with the setup's Python (eval "$(scripts/setup.sh --env)"; "$ICEDIT_PYTHON" bench/early_filter.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "headless"))
+import bootstrap  # noqa: E402
+
+bootstrap.import_pack()
+
+import comfy.model_management  # noqa: E402
+import comfy.sample  # noqa: E402
+import folder_paths  # noqa: E402
+import nodes as comfy_nodes  # noqa: E402
+import torch  # noqa: E402
+
+from comfyui_icedit.headless import smoke_models  # noqa: E402
+from comfyui_icedit.icedit_core import diptych as dip  # noqa: E402
+from comfyui_icedit.icedit_core import early_filter as ef  # noqa: E402
+from comfyui_icedit.icedit_core.judge.heuristic import HeuristicJudge  # noqa: E402
+from comfyui_icedit.nodes.edit import ICEditDiptych, ICEditFillConditioning, ICEditPromptEncode  # noqa: E402
+from comfyui_icedit.nodes.sampler import ICEditEarlyFilterSampler  # noqa: E402
+from comfyui_icedit.nodes.smoke_test import ICEditSmokeTestCLIPLoader  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--hidden", type=int, default=384)
+    parser.add_argument("--heads", type=int, default=3)
+    parser.add_argument("--double", type=int, default=2)
+    parser.add_argument("--single", type=int, default=2)
+    parser.add_argument("--panel-width", type=int, default=128, help="diptych panel width in pixels")
+    parser.add_argument("--candidates", type=int, default=4)
+    parser.add_argument("--early-steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    if args.full:
+        args.hidden, args.heads, args.double, args.single, args.panel_width = 3072, 24, 19, 38, 512
+        args.candidates, args.early_steps, args.steps = 6, 10, 28
+    return args
+
+
+def main():
+    args = parse_args()
+    device = comfy.model_management.get_torch_device()
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    machine = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    smoke = smoke_models.ensure_smoke_models(os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui")))
+    for kind, _ in smoke_models.SMOKE_FILES.values():
+        folder_paths.add_model_folder_path(kind, os.path.join(smoke, kind))
+    head_dim = args.hidden // args.heads
+    axes = [head_dim - 2 * (head_dim * 7 // 16), head_dim * 7 // 16, head_dim * 7 // 16]
+    config = smoke_models.flux_fill_config(hidden_size=args.hidden, num_heads=args.heads, axes_dim=axes,
+                                           depth=args.double, depth_single_blocks=args.single)
+    model = smoke_models.build_flux_fill(config, seed=0, dtype=dtype, device=device)
+    clip = ICEditSmokeTestCLIPLoader.execute(smoke_models.SMOKE_FILES["text_encoders"][1]).result[0]
+    vae = comfy_nodes.VAELoader().load_vae(smoke_models.SMOKE_FILES["vae"][1])[0]
+    source = torch.rand(1, args.panel_width * 3 // 4, args.panel_width, 3, generator=torch.Generator().manual_seed(0))
+    diptych, mask, layout = ICEditDiptych.execute(source, args.panel_width).result
+    positive, negative, _, instruction = ICEditPromptEncode.execute(clip, "make it red", "released", "", 50.0).result
+    positive, negative, latent = ICEditFillConditioning.execute(positive, negative, vae, diptych, mask).result
+
+    evaluations = []
+
+    def count(apply_model, call):
+        evaluations.append(call["input"].shape[0])
+        return apply_model(call["input"], call["timestep"], **call["c"])
+
+    model.set_model_unet_function_wrapper(count)
+    judge = HeuristicJudge()
+    m, n, count_m = args.early_steps, args.steps, args.candidates
+
+    def early_filter(mode):
+        return ICEditEarlyFilterSampler.execute(model, positive, negative, latent, vae, judge, layout, instruction,
+                                                42, count_m, m, n, 1.0, "euler", "simple", mode, "pairwise", 0)
+
+    def naive():
+        samples = latent["samples"]
+        noise = torch.cat([comfy.sample.prepare_noise(samples, 42 + i) for i in range(count_m)])
+        finals = comfy.sample.sample(model, noise, n, 1.0, "euler", "simple", positive, negative,
+                                     samples.repeat(count_m, 1, 1, 1), disable_pbar=True, seed=42)
+        _, previews = dip.panels(vae.decode(finals), layout)
+        original = dip.source_panels(layout)[0]
+        return ef.tournament(count_m, lambda a, b: judge.compare(original, previews[a], previews[b]))
+
+    early_filter("resume")  # warm-up: loads, first-call overheads
+    results = {"machine": machine, "torch": torch.__version__, "config": vars(args)}
+    for name, run in (("naive_best_of_m", naive), ("paper", lambda: early_filter("paper")),
+                      ("resume", lambda: early_filter("resume"))):
+        evaluations.clear()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        results[name] = {"seconds": time.perf_counter() - start, "nfe": sum(evaluations)}
+    base = results["naive_best_of_m"]
+    print(f"Early Filter, M={count_m} m={m} n={n}, {args.double}+{args.single} blocks x {args.hidden}, "
+          f"panel {args.panel_width}, on {machine}")
+    print(f"{'variant':<18}{'seconds':>10}{'NFE':>6}{'time ratio':>12}{'NFE ratio':>11}")
+    for name in ("naive_best_of_m", "paper", "resume"):
+        r = results[name]
+        print(f"{name:<18}{r['seconds']:>10.2f}{r['nfe']:>6}{r['seconds'] / base['seconds']:>12.3f}"
+              f"{r['nfe'] / base['nfe']:>11.3f}")
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(results, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""A judge run by a local Hugging Face vision-language model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL and other
+image-text-to-text models) through transformers' generate. The model is loaded on first use; the caller
+decides the device and may hook in before each generation (ComfyUI's memory management does)."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .protocol import ChatJudge, JudgeError
+
+
+class LocalVLMJudge(ChatJudge):
+    name = "local"
+
+    def __init__(self, folder: str, device="cpu", dtype=torch.float32, max_new_tokens: int = 256,
+                 before_generate=None):
+        if not os.path.isdir(folder):
+            raise JudgeError(f"{folder} is not a folder; a local judge is a Hugging Face model folder "
+                             "(config.json, weights, processor files)")
+        if not os.path.isfile(os.path.join(folder, "config.json")):
+            raise JudgeError(f"{folder} has no config.json; download the whole model folder (e.g. "
+                             "Qwen/Qwen2.5-VL-7B-Instruct) into models/vlm/")
+        self.folder, self.device, self.dtype = folder, torch.device(device), dtype
+        self.max_new_tokens = max_new_tokens
+        self.before_generate = before_generate
+        self.model = None
+        self.processor = None
+
+    def load(self):
+        if self.model is None:
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            try:
+                self.processor = AutoProcessor.from_pretrained(self.folder)
+                self.model = AutoModelForImageTextToText.from_pretrained(self.folder, dtype=self.dtype).eval()
+            except (OSError, ValueError, KeyError) as error:
+                raise JudgeError(f"cannot load the vision-language model in {self.folder}: {error}") from error
+        return self.model
+
+    @torch.no_grad()
+    def ask(self, images, prompt: str) -> str:
+        model = self.load()
+        if self.before_generate is not None:
+            self.before_generate(self)
+        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt}]
+        text = self.processor.apply_chat_template([{"role": "user", "content": content}],
+                                                  add_generation_prompt=True, tokenize=False)
+        inputs = self.processor(text=[text], images=list(images), return_tensors="pt")
+        device = next(model.parameters()).device
+        inputs = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in inputs.items()}
+        output = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        new_tokens = output[:, inputs["input_ids"].shape[1]:]
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]

@@ -1,0 +1,72 @@
+"""The judge protocol: what the Early Filter asks of a judge and what it gets back.
+
+A judge compares two edits of one original (pairwise: 1, 2 or None, and a reason) or scores one edit
+(absolute: VIEScore-style). Chat judges (a local VLM, an HTTP endpoint) only need `ask(images, prompt)`; the
+prompts and the reading of answers are shared here.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import parsing, prompts
+
+
+class JudgeError(RuntimeError):
+    """A judge could not answer at all (model missing, server down); the message says why and what to do."""
+
+
+def to_pil(image) -> Image.Image:
+    """An RGB PIL image from a [H, W, C] (or [1, H, W, C]) float tensor in [0, 1], or a PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    tensor = image[0] if image.ndim == 4 else image
+    pixels = (tensor[..., :3].detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+
+
+def viescore(semantic: list[float] | None, perceptual: list[float] | None, reasoning: str = "") -> dict | None:
+    """VIEScore: SC = min(editing success, over-editing), PQ = min(naturalness, artifacts),
+    overall = sqrt(SC * PQ), all on 0..10. None when either part could not be read."""
+    if semantic is None or perceptual is None:
+        return None
+    sc, pq = min(semantic), min(perceptual)
+    return {"editing_success": semantic[0], "over_editing": semantic[1], "semantic_consistency": sc,
+            "naturalness": perceptual[0], "artifacts": perceptual[1], "perceptual_quality": pq,
+            "overall": math.sqrt(sc * pq), "reasoning": reasoning}
+
+
+class Judge(ABC):
+    name = "judge"
+
+    @abstractmethod
+    def compare(self, original, edit_1, edit_2, instruction: str) -> tuple[int | None, str]:
+        """Which edit is better: 1, 2, or None when the judge's answer cannot be read."""
+
+    @abstractmethod
+    def score(self, original, edit, instruction: str) -> dict | None:
+        """VIEScore-style scores of one edit (see `viescore`), or None when they cannot be read."""
+
+
+class ChatJudge(Judge):
+    """A judge that answers prompts about images (a vision-language model)."""
+
+    max_new_tokens = 256
+
+    @abstractmethod
+    def ask(self, images: list[Image.Image], prompt: str) -> str:
+        """The model's answer to `prompt` about `images`, in order."""
+
+    def compare(self, original, edit_1, edit_2, instruction):
+        answer = self.ask([to_pil(edit_1), to_pil(edit_2), to_pil(original)], prompts.pairwise(instruction))
+        return parsing.parse_choice(answer)
+
+    def score(self, original, edit, instruction):
+        semantic, why_sc = parsing.parse_scores(
+            self.ask([to_pil(original), to_pil(edit)], prompts.semantic_consistency(instruction)))
+        perceptual, why_pq = parsing.parse_scores(self.ask([to_pil(edit)], prompts.perceptual_quality()))
+        return viescore(semantic, perceptual, f"{why_sc} | {why_pq}")

@@ -1,0 +1,161 @@
+"""Judge loaders: a local vision-language model, an OpenAI-compatible endpoint, or image statistics."""
+from __future__ import annotations
+
+import os
+
+import comfy.model_management
+import comfy.model_patcher
+import folder_paths
+import torch
+from comfy_api.latest import io
+
+from ..icedit_core.judge.heuristic import HeuristicJudge
+from ..icedit_core.judge.local_vlm import LocalVLMJudge
+from ..icedit_core.judge.openai_api import OpenAICompatibleJudge
+from .io_types import Judge
+
+CATEGORY = "ICEdit/judge"
+VLM_FOLDER = "vlm"
+
+# models/vlm/ for Hugging Face model folders; extra_model_paths.yaml may add more under the key "vlm".
+folder_paths.add_model_folder_path(VLM_FOLDER, os.path.join(folder_paths.models_dir, VLM_FOLDER))
+
+
+def vlm_folders() -> list[str]:
+    """Model folders (holding a config.json) under every vlm path, one or two levels down (org/name)."""
+    found = set()
+    for root in folder_paths.get_folder_paths(VLM_FOLDER):
+        if not os.path.isdir(root):
+            continue
+        for first in sorted(os.listdir(root)):
+            path = os.path.join(root, first)
+            if os.path.isfile(os.path.join(path, "config.json")):
+                found.add(first)
+            elif os.path.isdir(path):
+                for second in sorted(os.listdir(path)):
+                    if os.path.isfile(os.path.join(path, second, "config.json")):
+                        found.add(f"{first}/{second}")
+    return sorted(found)
+
+
+def vlm_path(name: str) -> str:
+    for root in folder_paths.get_folder_paths(VLM_FOLDER):
+        path = os.path.join(root, name)
+        if os.path.isfile(os.path.join(path, "config.json")):
+            return path
+    raise ValueError(f"no vision-language model folder {name!r} under {folder_paths.get_folder_paths(VLM_FOLDER)}")
+
+
+class _ComfyMemory:
+    """Puts the judge's model under ComfyUI's model management, so the sampler's model is offloaded while the
+    judge runs and the judge is offloaded while sampling, as memory requires."""
+
+    def __init__(self, device):
+        self.device = device
+        self.patcher = None
+
+    def __call__(self, judge):
+        if self.patcher is None or self.patcher.model.vlm is not judge.model:
+            self.patcher = comfy.model_patcher.ModelPatcher(
+                _Holder(judge.model), load_device=self.device,
+                offload_device=comfy.model_management.unet_offload_device())
+        comfy.model_management.load_models_gpu([self.patcher])
+
+
+class _Holder(torch.nn.Module):
+    """ModelPatcher sets `.device` on what it manages; transformers models have a read-only `device`."""
+
+    def __init__(self, vlm):
+        super().__init__()
+        self.vlm = vlm
+
+
+class ICEditVLMJudgeLocal(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditVLMJudgeLocal",
+            display_name="ICEdit Judge: Local VLM",
+            category=CATEGORY,
+            description="A vision-language model from models/vlm/ (a Hugging Face folder such as "
+                        "Qwen2.5-VL-7B-Instruct) judges edits for the Early Filter. Loaded on first use, under "
+                        "ComfyUI's memory management.",
+            inputs=[
+                io.Combo.Input("model_folder", options=vlm_folders(),
+                               tooltip="A folder under models/vlm/ with config.json, weights and processor files. "
+                                       "The paper used Qwen2.5-VL-72B; 7B 'often misjudges'."),
+                io.Combo.Input("dtype", options=["auto", "bfloat16", "float16", "float32"], default="auto",
+                               tooltip="auto: bfloat16 on a GPU that supports it, else float32."),
+                io.Int.Input("max_new_tokens", default=256, min=8, max=4096,
+                             tooltip="Room for the answer and its short explanation."),
+            ],
+            outputs=[Judge.Output("judge", tooltip="For ICEditEarlyFilterSampler.")],
+        )
+
+    @classmethod
+    def execute(cls, model_folder, dtype, max_new_tokens) -> io.NodeOutput:
+        device = comfy.model_management.get_torch_device()
+        if dtype == "auto":
+            chosen = torch.bfloat16 if comfy.model_management.should_use_bf16(device) else torch.float32
+        else:
+            chosen = getattr(torch, dtype)
+        judge = LocalVLMJudge(vlm_path(model_folder), device=device, dtype=chosen, max_new_tokens=max_new_tokens,
+                              before_generate=_ComfyMemory(device))
+        return io.NodeOutput(judge)
+
+
+class ICEditVLMJudgeAPI(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditVLMJudgeAPI",
+            display_name="ICEdit Judge: OpenAI-compatible API",
+            category=CATEGORY,
+            description="A vision-language model behind an OpenAI-compatible chat endpoint (Ollama, vLLM, LM "
+                        "Studio, OpenAI) judges edits. The API key is read from an environment variable whose "
+                        "NAME you give here, so it never lands in workflow files or image metadata.",
+            inputs=[
+                io.String.Input("base_url", default="http://127.0.0.1:11434/v1",
+                                tooltip="The endpoint's base URL; /chat/completions is appended. Ollama: "
+                                        "http://127.0.0.1:11434/v1, vLLM: http://host:8000/v1."),
+                io.String.Input("model", default="qwen2.5vl:7b", tooltip="The model name the endpoint knows."),
+                io.String.Input("api_key_env", default="OPENAI_API_KEY",
+                                tooltip="The NAME of the environment variable holding the API key (not the key). "
+                                        "Unset or empty: no key is sent (fine for local servers)."),
+                io.Float.Input("timeout", default=120.0, min=1.0, max=3600.0, step=1.0,
+                               tooltip="Seconds to wait for one answer."),
+                io.Int.Input("retries", default=3, min=0, max=10,
+                             tooltip="Retries on connection errors, timeouts, HTTP 429 and 5xx, with "
+                                     "exponential backoff."),
+            ],
+            outputs=[Judge.Output("judge", tooltip="For ICEditEarlyFilterSampler.")],
+        )
+
+    @classmethod
+    def execute(cls, base_url, model, api_key_env, timeout, retries) -> io.NodeOutput:
+        if api_key_env.strip().startswith(("sk-", "Bearer ")):
+            raise ValueError("api_key_env takes the NAME of an environment variable, not the key itself; remove "
+                             "the key from the workflow and set it in the environment instead")
+        key = os.environ.get(api_key_env.strip()) if api_key_env.strip() else None
+        return io.NodeOutput(OpenAICompatibleJudge(base_url, model, api_key=key, timeout=timeout, retries=retries))
+
+
+class ICEditJudgeHeuristic(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditJudgeHeuristic",
+            display_name="ICEdit Judge: Heuristic (no model)",
+            category=CATEGORY,
+            description="Judges from image statistics alone: how much changed, sharpness, clipping. Works offline "
+                        "and instantly, but cannot tell whether an edit follows the instruction.",
+            inputs=[],
+            outputs=[Judge.Output("judge", tooltip="For ICEditEarlyFilterSampler.")],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(HeuristicJudge())
+
+
+NODES = [ICEditVLMJudgeLocal, ICEditVLMJudgeAPI, ICEditJudgeHeuristic]

@@ -1,0 +1,164 @@
+"""ICEditEarlyFilterSampler: several seeds run a few steps, a judge picks the best, only the winner finishes."""
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
+import torch
+from comfy_api.latest import io
+
+from ..icedit_core import diptych as dip
+from ..icedit_core import early_filter as ef
+from .io_types import Judge, Layout
+
+# Samplers whose next step depends only on the current latent and sigma: a run split at step m and resumed
+# is the same run. Multistep (history) and stochastic (noise per step) samplers are not.
+RESUMABLE_SAMPLERS = ("euler", "heun", "dpm_2", "ddim")
+
+
+class _Progress:
+    """One progress bar over all candidate-steps of the run, with live previews of the first of a batch."""
+
+    def __init__(self, model, total: int):
+        self.bar = comfy.utils.ProgressBar(total)
+        self.total = total
+        self.done = 0
+        self.previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
+
+    def callback(self, candidates: int, holder: dict):
+        def on_step(step, x0, x, total_steps):
+            holder["x0"] = x0
+            self.done += candidates
+            preview = self.previewer.decode_latent_to_preview_image("JPEG", x0) if self.previewer else None
+            self.bar.update_absolute(min(self.done, self.total), self.total, preview)
+        return on_step
+
+
+def _chunks(count: int, size: int):
+    size = size or count
+    for start in range(0, count, size):
+        yield list(range(start, min(count, start + size)))
+
+
+class ICEditEarlyFilterSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditEarlyFilterSampler",
+            display_name="ICEdit Early Filter Sampler",
+            category="ICEdit",
+            description="The paper's Early Filter: `candidates` seeds (seed, seed+1, ...) run `early_steps` steps "
+                        "as one batch, a judge compares their previews, and only the winner is sampled to the "
+                        "end. resume: the winner continues from its step, exactly as if that seed had run alone "
+                        "(NFE M*m + n - m). paper: the winner is re-run from its noise (NFE n + M*m).",
+            inputs=[
+                io.Model.Input("model", tooltip="FLUX.1 Fill (after the LoRA / MoE loader and ICEdit Flux Shift)."),
+                io.Conditioning.Input("positive", tooltip="From ICEditFillConditioning."),
+                io.Conditioning.Input("negative", tooltip="From ICEditFillConditioning."),
+                io.Latent.Input("latent", tooltip="From ICEditFillConditioning (one diptych)."),
+                io.Vae.Input("vae", tooltip="Decodes the candidates' previews for the judge."),
+                Judge.Input("judge", tooltip="A judge loader: local VLM, API, or heuristic."),
+                Layout.Input("layout", tooltip="From ICEditDiptych: the source the judge compares against."),
+                io.String.Input("instruction", force_input=True,
+                                tooltip="The edit instruction (ICEditPromptEncode's instruction output)."),
+                io.Int.Input("seed", default=42, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                             tooltip="Candidate i uses seed + i."),
+                io.Int.Input("candidates", default=6, min=1, max=64, tooltip="M: how many seeds compete (paper: 6)."),
+                io.Int.Input("early_steps", default=10, min=1, max=200,
+                             tooltip="m: steps each candidate runs before judging (paper: 10)."),
+                io.Int.Input("steps", default=28, min=1, max=200, tooltip="n: the winner's full number of steps."),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, tooltip="FLUX.1 Fill: 1.0."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
+                               tooltip=f"resume mode needs a sampler without history: {', '.join(RESUMABLE_SAMPLERS)}."),
+                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default="simple",
+                               tooltip="The sigma schedule."),
+                io.Combo.Input("mode", options=[ef.RESUME, ef.PAPER], default=ef.RESUME,
+                               tooltip="resume: candidates run the first m of n steps, the winner continues. "
+                                       "paper: candidates run their own m-step schedule, the winner is re-run."),
+                io.Combo.Input("judge_mode", options=["pairwise", "absolute"], default="pairwise",
+                               tooltip="pairwise: the paper's running maximum (M-1 comparisons). absolute: each "
+                                       "candidate scored alone (VIEScore), the best wins."),
+                io.Int.Input("batch_size", default=0, min=0, max=64,
+                             tooltip="Candidates sampled together; 0 = all at once. Lower it to save memory."),
+            ],
+            outputs=[
+                io.Latent.Output("winner_latent", display_name="latent", tooltip="The winner, sampled to the end."),
+                io.Image.Output("previews", tooltip="What the judge saw: each candidate's right panel."),
+                io.Int.Output("winner_seed", tooltip="The winning candidate's seed."),
+                io.String.Output("report", tooltip="Every comparison or score, with the judge's reasons."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, latent, vae, judge, layout, instruction, seed, candidates,
+                early_steps, steps, cfg, sampler_name, scheduler, mode, judge_mode, batch_size) -> io.NodeOutput:
+        ef.check_settings(mode, candidates, early_steps, steps)
+        if mode == ef.RESUME and sampler_name not in RESUMABLE_SAMPLERS:
+            raise ValueError(f"resume mode continues a run half-way, which is exact only for samplers without "
+                             f"history or per-step noise ({', '.join(RESUMABLE_SAMPLERS)}); {sampler_name} is "
+                             "not one. Pick one of those or mode 'paper'.")
+        if not instruction.strip():
+            raise ValueError("the instruction is empty; link ICEditPromptEncode's instruction output")
+        samples = latent["samples"]
+        if samples.shape[0] != 1 or layout.batch_size != 1:
+            raise ValueError(f"the Early Filter edits one diptych at a time; got a latent batch of "
+                             f"{samples.shape[0]} and {layout.batch_size} source(s)")
+        seeds = [seed + i for i in range(candidates)]
+        noises = [comfy.sample.prepare_noise(samples, s) for s in seeds]  # per-seed, as a lone run would draw
+        progress = _Progress(model, ef.nfe(mode, candidates, early_steps, steps))
+
+        def run(noise, latent_image, n_steps, holder, **kwargs):
+            return comfy.sample.sample(model, noise, n_steps, cfg, sampler_name, scheduler, positive, negative,
+                                       latent_image, denoise=1.0, callback=progress.callback(noise.shape[0], holder),
+                                       disable_pbar=True, seed=seeds[0], **kwargs)
+
+        partials, preview_latents = [], []
+        for chunk in _chunks(candidates, batch_size):
+            noise = torch.cat([noises[i] for i in chunk])
+            latent_image = samples.repeat(len(chunk), 1, 1, 1)
+            holder = {}
+            if mode == ef.PAPER:  # a complete early_steps-step run per candidate; its result is the preview
+                out = run(noise, latent_image, early_steps, holder)
+                preview_latents.append(out)
+            else:  # the first early_steps of the full schedule; the preview is the model's x0 estimate there
+                out = run(noise, latent_image, steps, holder, last_step=early_steps, force_full_denoise=False)
+                preview_latents.append(model.model.process_latent_out(holder["x0"].to(out.device)).to(out.dtype))
+            partials.append(out)
+        partials = torch.cat(partials)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+        with torch.no_grad():  # ComfyUI's executor runs in inference mode; direct callers need not
+            _, previews = dip.panels(vae.decode(torch.cat(preview_latents)), layout)
+        original = dip.source_panels(layout)[0]
+        selection = cls._select(judge, judge_mode, original, previews, instruction)
+        winner = selection.winner
+
+        holder = {}
+        if mode == ef.PAPER:
+            final = run(noises[winner], samples, steps, holder)
+        else:
+            final = run(torch.zeros_like(noises[winner]), partials[winner:winner + 1], steps, holder,
+                        start_step=early_steps, last_step=steps, force_full_denoise=True)
+        report = (f"Early Filter ({mode}, {judge_mode}, judge {judge.name}): {candidates} candidates x "
+                  f"{early_steps} steps, winner {steps} steps; NFE {ef.nfe(mode, candidates, early_steps, steps)}\n"
+                  + selection.report(seeds))
+        return io.NodeOutput({"samples": final}, previews, seeds[winner], report)
+
+    @staticmethod
+    def _select(judge, judge_mode, original, previews, instruction):
+        def compare(incumbent, challenger):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            return judge.compare(original, previews[incumbent], previews[challenger], instruction)
+
+        if judge_mode == "pairwise":
+            return ef.tournament(previews.shape[0], compare)
+        scores = []
+        for preview in previews:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            scores.append(judge.score(original, preview, instruction))
+        return ef.best_by_score(scores)
+
+
+NODES = [ICEditEarlyFilterSampler]

@@ -1,0 +1,158 @@
+"""The OpenAI-compatible judge against a small chat-completions server on 127.0.0.1 (bounded requests only)."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+
+from comfyui_icedit.icedit_core.judge.openai_api import OpenAICompatibleJudge
+from comfyui_icedit.icedit_core.judge.protocol import JudgeError
+from comfyui_icedit.nodes.judge import ICEditVLMJudgeAPI
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class ChatServer:
+    """Answers POST /v1/chat/completions from a script of (status, content or None, delay) steps."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.requests = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                status, content, delay = outer.script.pop(0) if outer.script else (200, "1", 0)
+                time.sleep(delay)
+                if status == 200 and isinstance(content, bytes):
+                    payload = content
+                elif status == 200:
+                    payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+                else:
+                    payload = b'{"error": "boom"}'
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def images():
+    generator = torch.Generator().manual_seed(0)
+    return [torch.rand(16, 16, 3, generator=generator) for _ in range(3)]
+
+
+def judge_for(server, **kwargs):
+    kwargs.setdefault("sleep", lambda seconds: None)
+    return OpenAICompatibleJudge(server.url, "qwen2.5vl:7b", **kwargs)
+
+
+def test_a_pairwise_question_and_its_answer():
+    with ChatServer([(200, "Image 2 is better: the sky is red.", 0)]) as server:
+        original, first, second = images()
+        choice, reason = judge_for(server, api_key="secret-value").compare(original, first, second, "make the sky red")
+    assert choice == 2 and "sky is red" in reason
+    request = server.requests[0]
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["Authorization"] == "Bearer secret-value"
+    content = request["body"]["messages"][0]["content"]
+    assert request["body"]["model"] == "qwen2.5vl:7b"
+    assert "make the sky red" in content[0]["text"] and "Answer with 1 or 2" in content[0]["text"]
+    assert [part["image_url"]["url"][:22] for part in content[1:]] == ["data:image/png;base64,"] * 3
+
+
+def test_scores_take_two_questions():
+    with ChatServer([(200, '{"score": [8, 9], "reasoning": "done"}', 0),
+                     (200, '```json\n{"score": ["7", "6"]}\n```', 0)]) as server:
+        original, edit, _ = images()
+        scores = judge_for(server).score(original, edit, "add a hat")
+    assert scores["semantic_consistency"] == 8 and scores["perceptual_quality"] == 6
+    assert "Authorization" not in server.requests[0]["headers"]  # no key, no header
+
+
+def test_http_500_is_retried_with_backoff():
+    waits = []
+    with ChatServer([(500, None, 0), (503, None, 0), (200, "1", 0)]) as server:
+        choice, _ = judge_for(server, retries=3, backoff=0.5, sleep=waits.append).compare(*images(), "x")
+    assert choice == 1 and len(server.requests) == 3 and waits == [0.5, 1.0]
+
+
+def test_a_timeout_becomes_a_clear_error_after_the_retries():
+    with ChatServer([(200, "1", 1.5), (200, "1", 1.5)]) as server:
+        with pytest.raises(JudgeError, match=r"did not answer after 2 tries .*timed out"):
+            judge_for(server, timeout=0.3, retries=1).compare(*images(), "x")
+
+
+def test_a_server_that_is_down_is_a_clear_error():
+    with ChatServer([]) as server:
+        url = server.url
+    judge = OpenAICompatibleJudge(url, "m", retries=1, timeout=2, sleep=lambda s: None)
+    with pytest.raises(JudgeError, match="is the server running"):
+        judge.compare(*images(), "x")
+
+
+def test_a_client_error_is_not_retried():
+    with ChatServer([(401, None, 0), (200, "1", 0)]) as server:
+        with pytest.raises(JudgeError, match="HTTP 401.*API key"):
+            judge_for(server).compare(*images(), "x")
+    assert len(server.requests) == 1
+
+
+def test_a_garbage_answer_has_a_defined_outcome():
+    with ChatServer([(200, "The quick brown fox.", 0)]) as server:
+        choice, reason = judge_for(server).compare(*images(), "x")
+    assert choice is None and "quick brown fox" in reason
+
+
+def test_a_body_that_is_not_a_chat_completion_is_an_error():
+    with ChatServer([(200, b"<html>proxy error</html>", 0)]) as server:
+        with pytest.raises(JudgeError, match="not a chat completion"):
+            judge_for(server).compare(*images(), "x")
+
+
+def test_the_node_reads_the_key_from_the_environment_only(monkeypatch):
+    monkeypatch.setenv("ICEDIT_TEST_JUDGE_KEY", "sk-test-123")
+    with ChatServer([(200, "2", 0)]) as server:
+        judge = ICEditVLMJudgeAPI.execute(server.url, "m", "ICEDIT_TEST_JUDGE_KEY", 10.0, 0).result[0]
+        assert "sk-test-123" not in repr(judge)
+        assert judge.compare(*images(), "x")[0] == 2
+    assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-test-123"
+    with pytest.raises(ValueError, match="NAME of an environment variable"):
+        ICEditVLMJudgeAPI.execute(server.url, "m", "sk-test-123", 10.0, 0)
+    schema = ICEditVLMJudgeAPI.define_schema()
+    assert not [i.id for i in schema.inputs if "key" in i.id and i.id != "api_key_env"]
+
+
+def test_no_shipped_workflow_carries_a_key():
+    for name in os.listdir(os.path.join(REPO, "workflows")):
+        with open(os.path.join(REPO, "workflows", name), encoding="utf-8") as handle:
+            text = handle.read()
+        assert "sk-" not in text and "Bearer" not in text
+        for node in json.loads(text)["nodes"]:
+            if node["type"] == "ICEditVLMJudgeAPI":
+                assert node["widgets_values"][2].isidentifier()  # the variable's name
