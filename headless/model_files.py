@@ -10,6 +10,8 @@ REAL_MODELS = {
     ("VAELoader", "vae_name"): (("vae",), "ae.safetensors", 0),
     ("LoraLoaderModelOnly", "lora_name"): (("loras",), "ICEdit-normal-lora/pytorch_lora_weights.safetensors", 0),
     ("ICEditMoELoRALoader", "lora_name"): (("loras",), "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors", 0),
+    ("ControlNetLoader", "control_net_name"): (("controlnet",), "flux-canny-controlnet-v3.safetensors", 0),
+    ("UpscaleModelLoader", "model_name"): (("upscale_models",), "RealESRGAN_x4plus.pth", 0),
     # A folder: Qwen/Qwen2.5-VL-7B-Instruct downloaded whole (the paper judged with the 72B model).
     ("ICEditVLMJudgeLocal", "model_folder"): (("vlm",), "Qwen2.5-VL-7B-Instruct", 0),
 }
@@ -22,6 +24,8 @@ SMOKE_FILES = {
     "lora": ("loras", "icedit-smoke-test-normal-lora.safetensors"),
     "moe_lora": ("loras", "icedit-smoke-test-moe-lora.safetensors"),
     "vlm": ("vlm", "icedit-smoke-test-qwen2-vl"),  # a Hugging Face model folder
+    "controlnet": ("controlnet", "icedit-smoke-test-flux-controlnet.safetensors"),
+    "upscale": ("upscale_models", "icedit-smoke-test-upscaler-x2.safetensors"),
 }
 
 # (node type, input name) -> smoke role, for the loaders whose real file has a smoke stand-in
@@ -31,4 +35,6 @@ SMOKE_ROLE = {
     ("LoraLoaderModelOnly", "lora_name"): "lora",
     ("ICEditMoELoRALoader", "lora_name"): "moe_lora",
     ("ICEditVLMJudgeLocal", "model_folder"): "vlm",
+    ("ControlNetLoader", "control_net_name"): "controlnet",
+    ("UpscaleModelLoader", "model_name"): "upscale",
 }

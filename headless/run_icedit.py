@@ -25,12 +25,10 @@ import workflow_api  # noqa: E402
 from bootstrap import PACK_ROOT, comfyui_path  # noqa: E402
 from model_files import REAL_MODELS, SMOKE_FILES, SMOKE_ROLE  # noqa: E402
 
-WORKFLOWS = {
-    "basic": os.path.join(PACK_ROOT, "workflows", "icedit_basic.json"),  # normal LoRA
-    "moe": os.path.join(PACK_ROOT, "workflows", "icedit_moe.json"),      # MoE-LoRA
-    "early_filter": os.path.join(PACK_ROOT, "workflows", "icedit_early_filter.json"),  # MoE-LoRA + Early Filter
-}
-BASIC_WORKFLOW = WORKFLOWS["basic"]
+# The shipped workflows by short name: workflows/icedit_<name>.json (basic, moe, early_filter, controlnet, ...)
+WORKFLOWS = {name[len("icedit_"):-len(".json")]: os.path.join(PACK_ROOT, "workflows", name)
+             for name in sorted(os.listdir(os.path.join(PACK_ROOT, "workflows")))
+             if name.startswith("icedit_") and name.endswith(".json")}
 SMOKE_NOTICE = ("SMOKE TEST: the real ICEdit weights were not found, so this run uses small random-weight "
                 "models. The images it writes are noise, not edits; they show that the whole path runs.")
 
@@ -129,7 +127,8 @@ def parse_args(argv=None):
                         help="an image and what to change in it; repeat for several")
     parser.add_argument("--workflow", choices=sorted(WORKFLOWS), default="basic",
                         help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA (ICEditMoELoRALoader); "
-                             "early_filter: MoE-LoRA + Early Filter with a local VLM judge")
+                             "early_filter: MoE-LoRA + Early Filter with a local VLM judge; controlnet: guided by "
+                             "a Canny ControlNet; upscale: edit, then upscale; lowvram: fp8 weights")
     parser.add_argument("--candidates", type=int, help="Early Filter seeds (default 6; 3 on smoke-test models)")
     parser.add_argument("--early-steps", type=int, help="Early Filter steps before judging (default 10; 2 on "
                                                         "smoke-test models)")

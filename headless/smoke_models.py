@@ -6,9 +6,11 @@ real executor. Imports ComfyUI: run under headless.bootstrap.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import shutil
 
 import comfy.ldm.models.autoencoder
 import comfy.model_management
@@ -110,6 +112,26 @@ def adapter_state_dict(unet_config: dict, num_experts: int, seed: int) -> dict[s
     return adapter_file.random_moe_lora_state_dict(shapes, rank=32, num_experts=num_experts, seed=seed)
 
 
+def flux_controlnet_state_dict(seed: int = 6) -> dict[str, torch.Tensor]:
+    """A random Flux ControlNet in the XLabs layout ComfyUI's ControlNetLoader detects: one double block at
+    the width the loader fixes (3072), image hint input, conditioned on the smoke text encoders."""
+    import comfy.ldm.flux.controlnet
+    import comfy.ops
+
+    config = {k: v for k, v in flux_fill_config(depth=1, depth_single_blocks=0).items() if k != "image_model"}
+    config["in_channels"] = 16  # a ControlNet sees the 16-channel latent, not Fill's extra channels
+    model = comfy.ldm.flux.controlnet.ControlNetFlux(operations=comfy.ops.disable_weight_init, **config)
+    return randomize_(model, seed).state_dict()
+
+
+def upscaler_state_dict(seed: int = 7) -> dict[str, torch.Tensor]:
+    """A random 2x Real-ESRGAN Compact (SRVGGNet) upscaler, small, that spandrel (ComfyUI's loader) detects."""
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(seed)
+    return Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2, act_type="prelu").state_dict()
+
+
 # Qwen2-VL's image placeholder tokens in the Qwen2.5 tokenizer that ships with ComfyUI.
 _QWEN_VISION_TOKENS = {"image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652,
                        "vision_end_token_id": 151653}
@@ -172,6 +194,9 @@ def ensure_smoke_models(cache_root: str, log=print) -> str:
     done = os.path.join(root, ".complete")
     if os.path.exists(done):
         return root
+    for stale in glob.glob(os.path.join(cache_root, "smoke-models-*")):  # made by older generator code
+        if stale != root:
+            shutil.rmtree(stale, ignore_errors=True)
     log(f"generating small random-weight smoke-test models in {root} (once, about a minute)")
 
     def target(role):
@@ -192,6 +217,8 @@ def ensure_smoke_models(cache_root: str, log=print) -> str:
     _save(bf16(adapter_state_dict(unet_config, num_experts=0, seed=3)), target("lora"))
     _save(bf16(adapter_state_dict(unet_config, num_experts=4, seed=4)), target("moe_lora"))
     save_tiny_qwen2_vl(target("vlm"))
+    _save(bf16(flux_controlnet_state_dict()), target("controlnet"))
+    _save(upscaler_state_dict(), target("upscale"))
     with open(done, "w") as handle:
         handle.write("ok\n")
     return root

@@ -117,6 +117,27 @@ def build_diptych(images: torch.Tensor, panel_width: int = DEFAULT_PANEL_WIDTH
     return diptych, mask, layout
 
 
+RIGHT_SAME, RIGHT_BLANK = "same as left", "blank"
+ASPECT_TOLERANCE = 0.02
+
+
+def apply_layout(images: torch.Tensor, layout: DiptychLayout, right: str = RIGHT_SAME) -> torch.Tensor:
+    """Lay any image of the source's aspect (a control map, a depth map, a mask as [B, H, W, C]) out like the
+    diptych: resized to the panel, on the left, and on the right either the same again or black."""
+    rgb = to_rgb(images).float().cpu()
+    height, width = int(rgb.shape[1]), int(rgb.shape[2])
+    ratio = (width / height) / (layout.source_width / layout.source_height)
+    if abs(ratio - 1.0) > ASPECT_TOLERANCE:
+        raise ValueError(f"the image is {width}x{height} but the layout's source is {layout.source_width}x"
+                         f"{layout.source_height}: the aspect ratios differ by {abs(ratio - 1) * 100:.0f} %, so it "
+                         "cannot be laid out on the same panels. Make it from the same source image.")
+    if right not in (RIGHT_SAME, RIGHT_BLANK):
+        raise ValueError(f"right = {right!r}; use {RIGHT_SAME!r} or {RIGHT_BLANK!r}")
+    panel = resize_images(rgb, layout.panel_width, layout.panel_height)
+    other = panel if right == RIGHT_SAME else torch.zeros_like(panel)
+    return torch.cat([panel, other], dim=2)
+
+
 def check_diptych_matches(image: torch.Tensor, layout: DiptychLayout, what: str) -> None:
     """Raise a clear error when `image` is not the diptych this layout describes."""
     if image.ndim != 4:

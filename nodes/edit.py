@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import nodes as comfy_nodes
+import torch
 from comfy_api.latest import io
 from comfy_extras.nodes_model_advanced import ModelSamplingFlux
 
@@ -30,9 +31,9 @@ class ICEditDiptych(io.ComfyNode):
                                      "source's aspect, rounded to a multiple of 16."),
             ],
             outputs=[
-                io.Image.Output("diptych", tooltip="Source | source, side by side (2 x panel width wide)."),
-                io.Mask.Output("mask", tooltip="1 over the right half (to regenerate), 0 over the left."),
-                Layout.Output("layout", tooltip="How the diptych was made; ICEditCrop uses it to cut the "
+                io.Image.Output("diptych", display_name="diptych", tooltip="Source | source, side by side (2 x panel width wide)."),
+                io.Mask.Output("mask", display_name="mask", tooltip="1 over the right half (to regenerate), 0 over the left."),
+                Layout.Output("layout", display_name="layout", tooltip="How the diptych was made; ICEditCrop uses it to cut the "
                                                 "edit back to the source's size."),
             ],
         )
@@ -67,9 +68,9 @@ class ICEditPromptEncode(io.ComfyNode):
                                tooltip="Flux embedded guidance. ICEdit uses 50."),
             ],
             outputs=[
-                io.Conditioning.Output("positive", tooltip="The in-context prompt with Flux guidance."),
-                io.Conditioning.Output("negative", tooltip="The positive zeroed out (Flux Fill runs at cfg 1)."),
-                io.String.Output("prompt", tooltip="The full text that was encoded."),
+                io.Conditioning.Output("positive", display_name="positive", tooltip="The in-context prompt with Flux guidance."),
+                io.Conditioning.Output("negative", display_name="negative", tooltip="The positive zeroed out (Flux Fill runs at cfg 1)."),
+                io.String.Output("prompt", display_name="prompt", tooltip="The full text that was encoded."),
                 io.String.Output("instruction_text", display_name="instruction",
                                  tooltip="The instruction alone, for the Early Filter's judge."),
             ],
@@ -106,7 +107,7 @@ class ICEditFillConditioning(io.ComfyNode):
                                        tooltip="With the masked diptych and mask as Fill channels."),
                 io.Conditioning.Output("fill_negative", display_name="negative",
                                        tooltip="With the masked diptych and mask as Fill channels."),
-                io.Latent.Output("latent", tooltip="The encoded diptych, to sample at denoise 1.0."),
+                io.Latent.Output("latent", display_name="latent", tooltip="The encoded diptych, to sample at denoise 1.0."),
             ],
         )
 
@@ -163,8 +164,8 @@ class ICEditCrop(io.ComfyNode):
                 Layout.Input("layout", tooltip="From the ICEditDiptych node that made this diptych."),
             ],
             outputs=[
-                io.Image.Output("edited", tooltip="The edit, at the source's size."),
-                io.Image.Output("comparison", tooltip="Before | after, side by side, at the source's size."),
+                io.Image.Output("edited", display_name="edited", tooltip="The edit, at the source's size."),
+                io.Image.Output("comparison", display_name="comparison", tooltip="Before | after, side by side, at the source's size."),
             ],
         )
 
@@ -174,4 +175,42 @@ class ICEditCrop(io.ComfyNode):
         return io.NodeOutput(edited, comparison)
 
 
-NODES = [ICEditDiptych, ICEditPromptEncode, ICEditFillConditioning, ICEditModelSamplingFlux, ICEditCrop]
+class ICEditApplyLayout(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditApplyLayout",
+            display_name="ICEdit Apply Layout",
+            category=CATEGORY,
+            description="Lays any image or mask made from the source (a ControlNet map: canny, depth, pose; a "
+                        "mask) out with the diptych's geometry, so it lines up with the diptych pixel for pixel.",
+            inputs=[
+                Layout.Input("layout", tooltip="From ICEditDiptych."),
+                io.Combo.Input("right", options=[dip.RIGHT_SAME, dip.RIGHT_BLANK], default=dip.RIGHT_SAME,
+                               tooltip="What goes in the right half: the same map again (guides the edit to keep "
+                                       "the structure), or black (no guidance there)."),
+                io.Image.Input("image", optional=True, tooltip="An image of the source's aspect ratio."),
+                io.Mask.Input("mask", optional=True, tooltip="A mask of the source's aspect ratio."),
+            ],
+            outputs=[
+                io.Image.Output("laid_out_image", display_name="image", tooltip="The image as a diptych."),
+                io.Mask.Output("laid_out_mask", display_name="mask", tooltip="The mask as a diptych."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, layout, right, image=None, mask=None) -> io.NodeOutput:
+        if image is None and mask is None:
+            raise ValueError("connect an image or a mask to lay out")
+        laid_image = dip.apply_layout(image, layout, right) if image is not None else \
+            torch.zeros((1, layout.diptych_height, layout.diptych_width, 3))
+        if mask is not None:
+            planes = mask.unsqueeze(-1) if mask.ndim == 3 else mask.reshape(1, *mask.shape[-2:], 1)
+            laid_mask = dip.apply_layout(planes, layout, right)[..., 0]
+        else:
+            laid_mask = torch.zeros((1, layout.diptych_height, layout.diptych_width))
+        return io.NodeOutput(laid_image, laid_mask)
+
+
+NODES = [ICEditDiptych, ICEditPromptEncode, ICEditFillConditioning, ICEditModelSamplingFlux, ICEditCrop,
+         ICEditApplyLayout]

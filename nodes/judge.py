@@ -13,6 +13,7 @@ from ..icedit_core.judge.heuristic import HeuristicJudge
 from ..icedit_core.judge.local_vlm import LocalVLMJudge
 from ..icedit_core.judge.openai_api import OpenAICompatibleJudge
 from .io_types import Judge
+from .model_folders import check_listed
 
 CATEGORY = "ICEdit/judge"
 VLM_FOLDER = "vlm"
@@ -89,8 +90,12 @@ class ICEditVLMJudgeLocal(io.ComfyNode):
                 io.Int.Input("max_new_tokens", default=256, min=8, max=4096,
                              tooltip="Room for the answer and its short explanation."),
             ],
-            outputs=[Judge.Output("judge", tooltip="For ICEditEarlyFilterSampler.")],
+            outputs=[Judge.Output("judge", display_name="judge", tooltip="For ICEditEarlyFilterSampler.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, model_folder, **kwargs):
+        return check_listed(model_folder, vlm_folders(), "models/vlm")
 
     @classmethod
     def execute(cls, model_folder, dtype, max_new_tokens) -> io.NodeOutput:
@@ -128,7 +133,7 @@ class ICEditVLMJudgeAPI(io.ComfyNode):
                              tooltip="Retries on connection errors, timeouts, HTTP 429 and 5xx, with "
                                      "exponential backoff."),
             ],
-            outputs=[Judge.Output("judge", tooltip="For ICEditEarlyFilterSampler.")],
+            outputs=[Judge.Output("judge", display_name="judge", tooltip="For ICEditEarlyFilterSampler.")],
         )
 
     @classmethod
@@ -150,7 +155,7 @@ class ICEditJudgeHeuristic(io.ComfyNode):
             description="Judges from image statistics alone: how much changed, sharpness, clipping. Works offline "
                         "and instantly, but cannot tell whether an edit follows the instruction.",
             inputs=[],
-            outputs=[Judge.Output("judge", tooltip="For ICEditEarlyFilterSampler.")],
+            outputs=[Judge.Output("judge", display_name="judge", tooltip="For ICEditEarlyFilterSampler.")],
         )
 
     @classmethod

@@ -8,6 +8,7 @@ from comfy_api.latest import io
 
 from ..icedit_core.adapter_file import read_adapter
 from . import flux_hooks
+from .model_folders import check_model_file
 
 
 class ICEditMoELoRALoader(io.ComfyNode):
@@ -32,9 +33,13 @@ class ICEditMoELoRALoader(io.ComfyNode):
             ],
             outputs=[
                 io.Model.Output(tooltip="A clone of the model with the adapter applied."),
-                io.String.Output("report", tooltip="What the file held and how it was applied."),
+                io.String.Output("report", display_name="report", tooltip="What the file held and how it was applied."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, lora_name, **kwargs):
+        return check_model_file("loras", lora_name)
 
     @classmethod
     def execute(cls, model, lora_name, strength, top_k) -> io.NodeOutput:

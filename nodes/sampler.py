@@ -85,9 +85,9 @@ class ICEditEarlyFilterSampler(io.ComfyNode):
             ],
             outputs=[
                 io.Latent.Output("winner_latent", display_name="latent", tooltip="The winner, sampled to the end."),
-                io.Image.Output("previews", tooltip="What the judge saw: each candidate's right panel."),
-                io.Int.Output("winner_seed", tooltip="The winning candidate's seed."),
-                io.String.Output("report", tooltip="Every comparison or score, with the judge's reasons."),
+                io.Image.Output("previews", display_name="previews", tooltip="What the judge saw: each candidate's right panel."),
+                io.Int.Output("winner_seed", display_name="winner_seed", tooltip="The winning candidate's seed."),
+                io.String.Output("report", display_name="report", tooltip="Every comparison or score, with the judge's reasons."),
             ],
         )
 

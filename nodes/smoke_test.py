@@ -20,6 +20,8 @@ import torch
 from comfy.text_encoders.flux import FluxClipModel, FluxTokenizer
 from comfy_api.latest import io
 
+from .model_folders import check_model_file
+
 # Metadata key of the generated file holding {"clip_l": <CLIP text config>, "t5xxl": <T5 config>}.
 SMOKE_TEST_CONFIG_KEY = "icedit_smoke_test_text_encoders"
 
@@ -78,6 +80,10 @@ class ICEditSmokeTestCLIPLoader(io.ComfyNode):
             ],
             outputs=[io.Clip.Output()],
         )
+
+    @classmethod
+    def validate_inputs(cls, text_encoder_name, **kwargs):
+        return check_model_file("text_encoders", text_encoder_name)
 
     @classmethod
     def execute(cls, text_encoder_name) -> io.NodeOutput:

@@ -100,7 +100,22 @@ _setup_pack_link() {
     ln -sfn "$COMFYUI_PATH" "$ICEDIT_REPO/.host/ComfyUI"
 }
 
+_setup_browser() {
+    # Debian's Chromium for the browser test (tests/test_frontend.py); best effort: without it that test skips.
+    if command -v chromium >/dev/null 2>&1 || [ -n "${ICEDIT_NO_BROWSER:-}" ]; then
+        return 0
+    fi
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        _log "installing Debian's chromium for the browser test (once)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2 \
+            || _log "could not install chromium; the browser test will skip"
+    else
+        _log "chromium not found and not installable here (needs apt-get as root); the browser test will skip"
+    fi
+}
+
 mkdir -p "$ICEDIT_CACHE"
+_setup_browser
 _setup_python
 _setup_comfyui
 _setup_requirements

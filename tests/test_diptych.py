@@ -167,3 +167,19 @@ def test_template_without_instruction_field_is_refused():
         prompts.resolve_template("custom", "A diptych with no place for the edit")
     with pytest.raises(ValueError, match="unknown template"):
         prompts.resolve_template("nonsense")
+
+
+def test_apply_layout_lines_a_map_up_with_the_diptych():
+    pixels, image = random_8bit_image(300, 200)
+    diptych, _, layout = dip.build_diptych(image, 64)
+    assert torch.equal(dip.apply_layout(image, layout), diptych)  # the source itself lands exactly on it
+    blank = dip.apply_layout(image, layout, dip.RIGHT_BLANK)
+    assert torch.equal(blank[:, :, :64], diptych[:, :, :64]) and blank[:, :, 64:].abs().sum() == 0
+    half = dip.apply_layout(smooth_image(150, 100, 1), layout)  # another resolution, same aspect, gray
+    assert half.shape == diptych.shape
+
+
+def test_apply_layout_refuses_another_aspect():
+    _, _, layout = dip.build_diptych(smooth_image(300, 200), 64)
+    with pytest.raises(ValueError, match=r"200x300 but the layout's source is 300x200"):
+        dip.apply_layout(smooth_image(200, 300), layout)
