@@ -9,11 +9,12 @@ from comfy_extras.nodes_model_advanced import ModelSamplingFlux
 from ..icedit_core import diptych as dip
 from ..icedit_core import prompts
 from .io_types import Layout
+from .validation import ICEditNode
 
 CATEGORY = "ICEdit"
 
 
-class ICEditDiptych(io.ComfyNode):
+class ICEditDiptych(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -44,7 +45,7 @@ class ICEditDiptych(io.ComfyNode):
         return io.NodeOutput(diptych, mask, layout)
 
 
-class ICEditPromptEncode(io.ComfyNode):
+class ICEditPromptEncode(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -84,7 +85,7 @@ class ICEditPromptEncode(io.ComfyNode):
         return io.NodeOutput(positive, negative, text, instruction.strip())
 
 
-class ICEditFillConditioning(io.ComfyNode):
+class ICEditFillConditioning(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -122,7 +123,7 @@ class ICEditFillConditioning(io.ComfyNode):
         return io.NodeOutput(positive, negative, latent)
 
 
-class ICEditModelSamplingFlux(io.ComfyNode):
+class ICEditModelSamplingFlux(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -150,7 +151,7 @@ class ICEditModelSamplingFlux(io.ComfyNode):
         return io.NodeOutput(patched)
 
 
-class ICEditCrop(io.ComfyNode):
+class ICEditCrop(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -175,7 +176,7 @@ class ICEditCrop(io.ComfyNode):
         return io.NodeOutput(edited, comparison)
 
 
-class ICEditApplyLayout(io.ComfyNode):
+class ICEditApplyLayout(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(

@@ -13,7 +13,7 @@ from ..icedit_core.judge.heuristic import HeuristicJudge
 from ..icedit_core.judge.local_vlm import LocalVLMJudge
 from ..icedit_core.judge.openai_api import OpenAICompatibleJudge
 from .io_types import Judge
-from .model_folders import check_listed
+from .validation import ICEditNode
 
 CATEGORY = "ICEdit/judge"
 VLM_FOLDER = "vlm"
@@ -71,7 +71,7 @@ class _Holder(torch.nn.Module):
         self.vlm = vlm
 
 
-class ICEditVLMJudgeLocal(io.ComfyNode):
+class ICEditVLMJudgeLocal(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -94,10 +94,6 @@ class ICEditVLMJudgeLocal(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, model_folder, **kwargs):
-        return check_listed(model_folder, vlm_folders(), "models/vlm")
-
-    @classmethod
     def execute(cls, model_folder, dtype, max_new_tokens) -> io.NodeOutput:
         device = comfy.model_management.get_torch_device()
         if dtype == "auto":
@@ -109,7 +105,7 @@ class ICEditVLMJudgeLocal(io.ComfyNode):
         return io.NodeOutput(judge)
 
 
-class ICEditVLMJudgeAPI(io.ComfyNode):
+class ICEditVLMJudgeAPI(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -145,7 +141,7 @@ class ICEditVLMJudgeAPI(io.ComfyNode):
         return io.NodeOutput(OpenAICompatibleJudge(base_url, model, api_key=key, timeout=timeout, retries=retries))
 
 
-class ICEditJudgeHeuristic(io.ComfyNode):
+class ICEditJudgeHeuristic(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(

@@ -8,10 +8,10 @@ from comfy_api.latest import io
 
 from ..icedit_core.adapter_file import read_adapter
 from . import flux_hooks
-from .model_folders import check_model_file
+from .validation import ICEditNode
 
 
-class ICEditMoELoRALoader(io.ComfyNode):
+class ICEditMoELoRALoader(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -36,10 +36,6 @@ class ICEditMoELoRALoader(io.ComfyNode):
                 io.String.Output("report", display_name="report", tooltip="What the file held and how it was applied."),
             ],
         )
-
-    @classmethod
-    def validate_inputs(cls, lora_name, **kwargs):
-        return check_model_file("loras", lora_name)
 
     @classmethod
     def execute(cls, model, lora_name, strength, top_k) -> io.NodeOutput:

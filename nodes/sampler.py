@@ -12,6 +12,7 @@ from comfy_api.latest import io
 from ..icedit_core import diptych as dip
 from ..icedit_core import early_filter as ef
 from .io_types import Judge, Layout
+from .validation import ICEditNode
 
 # Samplers whose next step depends only on the current latent and sigma: a run split at step m and resumed
 # is the same run. Multistep (history) and stochastic (noise per step) samplers are not.
@@ -42,7 +43,7 @@ def _chunks(count: int, size: int):
         yield list(range(start, min(count, start + size)))
 
 
-class ICEditEarlyFilterSampler(io.ComfyNode):
+class ICEditEarlyFilterSampler(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -109,10 +110,11 @@ class ICEditEarlyFilterSampler(io.ComfyNode):
         noises = [comfy.sample.prepare_noise(samples, s) for s in seeds]  # per-seed, as a lone run would draw
         progress = _Progress(model, ef.nfe(mode, candidates, early_steps, steps))
 
-        def run(noise, latent_image, n_steps, holder, **kwargs):
+        def run(noise, latent_image, n_steps, holder, seed, **kwargs):
+            # `seed` only feeds samplers that draw noise per step; the initial noise is given.
             return comfy.sample.sample(model, noise, n_steps, cfg, sampler_name, scheduler, positive, negative,
                                        latent_image, denoise=1.0, callback=progress.callback(noise.shape[0], holder),
-                                       disable_pbar=True, seed=seeds[0], **kwargs)
+                                       disable_pbar=True, seed=seed, **kwargs)
 
         partials, preview_latents = [], []
         for chunk in _chunks(candidates, batch_size):
@@ -120,10 +122,11 @@ class ICEditEarlyFilterSampler(io.ComfyNode):
             latent_image = samples.repeat(len(chunk), 1, 1, 1)
             holder = {}
             if mode == ef.PAPER:  # a complete early_steps-step run per candidate; its result is the preview
-                out = run(noise, latent_image, early_steps, holder)
+                out = run(noise, latent_image, early_steps, holder, seeds[chunk[0]])
                 preview_latents.append(out)
             else:  # the first early_steps of the full schedule; the preview is the model's x0 estimate there
-                out = run(noise, latent_image, steps, holder, last_step=early_steps, force_full_denoise=False)
+                out = run(noise, latent_image, steps, holder, seeds[chunk[0]], last_step=early_steps,
+                          force_full_denoise=False)
                 preview_latents.append(model.model.process_latent_out(holder["x0"].to(out.device)).to(out.dtype))
             partials.append(out)
         partials = torch.cat(partials)
@@ -137,9 +140,9 @@ class ICEditEarlyFilterSampler(io.ComfyNode):
 
         holder = {}
         if mode == ef.PAPER:
-            final = run(noises[winner], samples, steps, holder)
+            final = run(noises[winner], samples, steps, holder, seeds[winner])
         else:
-            final = run(torch.zeros_like(noises[winner]), partials[winner:winner + 1], steps, holder,
+            final = run(torch.zeros_like(noises[winner]), partials[winner:winner + 1], steps, holder, seeds[winner],
                         start_step=early_steps, last_step=steps, force_full_denoise=True)
         report = (f"Early Filter ({mode}, {judge_mode}, judge {judge.name}): {candidates} candidates x "
                   f"{early_steps} steps, winner {steps} steps; NFE {ef.nfe(mode, candidates, early_steps, steps)}\n"

@@ -20,7 +20,7 @@ import torch
 from comfy.text_encoders.flux import FluxClipModel, FluxTokenizer
 from comfy_api.latest import io
 
-from .model_folders import check_model_file
+from .validation import ICEditNode
 
 # Metadata key of the generated file holding {"clip_l": <CLIP text config>, "t5xxl": <T5 config>}.
 SMOKE_TEST_CONFIG_KEY = "icedit_smoke_test_text_encoders"
@@ -64,7 +64,7 @@ def load_smoke_test_clip(path: str):
     return clip
 
 
-class ICEditSmokeTestCLIPLoader(io.ComfyNode):
+class ICEditSmokeTestCLIPLoader(ICEditNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -80,10 +80,6 @@ class ICEditSmokeTestCLIPLoader(io.ComfyNode):
             ],
             outputs=[io.Clip.Output()],
         )
-
-    @classmethod
-    def validate_inputs(cls, text_encoder_name, **kwargs):
-        return check_model_file("text_encoders", text_encoder_name)
 
     @classmethod
     def execute(cls, text_encoder_name) -> io.NodeOutput:

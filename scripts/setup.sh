@@ -107,8 +107,11 @@ _setup_browser() {
     fi
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
         _log "installing Debian's chromium for the browser test (once)"
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2 \
-            || _log "could not install chromium; the browser test will skip"
+        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+                >"$ICEDIT_CACHE/apt-chromium.log" 2>&1; then
+            tail -n 5 "$ICEDIT_CACHE/apt-chromium.log" >&2
+            _log "could not install chromium (log: $ICEDIT_CACHE/apt-chromium.log); the browser test will skip"
+        fi
     else
         _log "chromium not found and not installable here (needs apt-get as root); the browser test will skip"
     fi

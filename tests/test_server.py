@@ -193,5 +193,17 @@ def test_a_missing_model_file_is_comfyuis_own_validation_error(comfy_server, tmp
     errors = answer["node_errors"][loader_id]["errors"]
     # A V3 combo: ComfyUI 0.3.75 leaves its value to the node's validate_inputs, reported the same way.
     assert {e["type"] for e in errors} == {"custom_validation_failed"}
-    assert "'ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors' is not in models/loras" in errors[0]["details"]
+    assert "lora_name = 'ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors' is not one of" in errors[0]["details"]
     assert "Traceback" not in raw.decode()
+
+
+def test_a_shifted_widget_value_in_our_nodes_is_a_validation_error(comfy_server, tmp_path):
+    prompt = smoke_prompt(comfy_server, tmp_path, "icedit_early_filter.json")
+    sampler_id, sampler = next((i, n) for i, n in prompt.items() if n["class_type"] == "ICEditEarlyFilterSampler")
+    sampler["inputs"]["mode"], sampler["inputs"]["judge_mode"] = "pairwise", "resume"  # values one slot off
+    status, raw = comfy_server._request("POST", "/prompt", json.dumps({"prompt": prompt}).encode(),
+                                        {"Content-Type": "application/json"})
+    answer = json.loads(raw)
+    assert set(answer["node_errors"]) == {sampler_id}
+    details = answer["node_errors"][sampler_id]["errors"][0]["details"]
+    assert "mode = 'pairwise' is not one of the choices here ['resume', 'paper']" in details
