@@ -6,3 +6,6 @@ Layout = io.Custom("ICEDIT_LAYOUT")
 
 # An icedit_core.judge.protocol.Judge: compares or scores edits for the Early Filter.
 Judge = io.Custom("ICEDIT_JUDGE")
+
+# An icedit_core.region.Region: where a window was cut from a large image and how to blend an edit back.
+Region = io.Custom("ICEDIT_REGION")
