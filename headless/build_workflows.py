@@ -9,7 +9,7 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ["basic", "moe", "early_filter", "controlnet", "upscale", "lowvram"]
+VARIANTS = ["basic", "moe", "early_filter", "controlnet", "upscale", "lowvram", "multiturn"]
 
 
 def _pack_version() -> str:
@@ -79,6 +79,8 @@ def O(name, socket_type):  # noqa: E743 (an output socket)
 
 
 def build(variant: str) -> dict:
+    if variant == "multiturn":
+        return build_multiturn()
     g = Graph()
     VARIANT = variant
     CN, UP, LOWVRAM = VARIANT == "controlnet", VARIANT == "upscale", VARIANT == "lowvram"
@@ -489,6 +491,47 @@ def build(variant: str) -> dict:
         node["pos"] = list(POS[node["id"]])
     wf["extra"]["ds"] = {"scale": 0.72, "offset": [10, 10]}
     return wf
+
+
+def build_multiturn() -> dict:
+    """Loaders -> ICEdit Multi-Turn Edit -> the final image and every turn."""
+    g = Graph()
+    g.add(1, "LoadImage", [20, 40], [320, 360], ["icedit_example.png", "image"], title="Source image",
+          outputs=[O("IMAGE", "IMAGE"), O("MASK", "MASK")])
+    g.add(3, "UNETLoader", [20, 440], [320, 90], ["flux1-fill-dev.safetensors", "default"], outputs=[O("MODEL", "MODEL")])
+    g.add(4, "LoraLoaderModelOnly", [380, 440], [340, 90], ["ICEdit-normal-lora/pytorch_lora_weights.safetensors", 1.0],
+          title="ICEdit normal LoRA", inputs=[I("model", "MODEL")], outputs=[O("MODEL", "MODEL")])
+    g.add(6, "DualCLIPLoader", [20, 570], [320, 130], ["clip_l.safetensors", "t5xxl_fp16.safetensors", "flux", "default"],
+          outputs=[O("CLIP", "CLIP")])
+    g.add(8, "VAELoader", [20, 740], [320, 60], ["ae.safetensors"], outputs=[O("VAE", "VAE")])
+    g.add(30, "ICEditMultiTurn", [760, 40], [380, 420],
+          ["make the sky a warm sunset\nadd a red kite in the sky\nmake it look like a watercolor painting", 42,
+           "fixed", 28, 512, 50.0, "euler", "simple"], ours=True,
+          inputs=[I("model", "MODEL"), I("clip", "CLIP"), I("vae", "VAE"), I("image", "IMAGE")],
+          outputs=[O("final", "IMAGE"), O("turns", "IMAGE"), O("log", "STRING")])
+    g.add(13, "SaveImage", [1180, 40], [360, 400], ["ICEdit/edited"], title="Save final", inputs=[I("images", "IMAGE")])
+    g.add(31, "SaveImage", [1180, 480], [640, 320], ["ICEdit/turns"], title="Save every turn",
+          inputs=[I("images", "IMAGE")])
+    g.add(32, "PreviewAny", [760, 500], [380, 160], [], title="Seeds per turn", inputs=[I("source", "*")])
+    note = ("## ICEdit — multi-turn editing\n\nOne instruction per line in **ICEdit Multi-Turn Edit**; each turn "
+            "edits the previous result at the source's size, turn i with seed + i. Every turn is saved.\n\n"
+            "Model files (ComfyUI/models/...):\n"
+            "- `diffusion_models/flux1-fill-dev.safetensors` — black-forest-labs/FLUX.1-Fill-dev\n"
+            "- `text_encoders/clip_l.safetensors`, `text_encoders/t5xxl_fp16.safetensors` — comfyanonymous/flux_text_encoders\n"
+            "- `vae/ae.safetensors` — black-forest-labs/FLUX.1-Fill-dev (or FLUX.1-dev)\n"
+            "- `loras/ICEdit-normal-lora/pytorch_lora_weights.safetensors` — RiverZ/normal-lora\n")
+    g.add(15, "MarkdownNote", [20, 840], [520, 260], [note], title="Read me")
+    g.link(3, 0, 4, "model")
+    g.link(4, 0, 30, "model")
+    g.link(6, 0, 30, "clip")
+    g.link(8, 0, 30, "vae")
+    g.link(1, 0, 30, "image")
+    g.link(30, 0, 13, "images")
+    g.link(30, 1, 31, "images")
+    g.link(30, 2, 32, "source")
+    return {"id": "6b0c7f2e-1ced-4c1e-9b61-1ced17000007", "revision": 0, "last_node_id": 32,
+            "last_link_id": len(g.links), "nodes": g.nodes, "links": g.links, "groups": [], "config": {},
+            "extra": {"ds": {"scale": 0.72, "offset": [10, 10]}}, "version": 0.4}
 
 
 def main(argv=None) -> None:

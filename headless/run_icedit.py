@@ -83,9 +83,13 @@ def smoke_workflow(workflow: dict) -> dict:
 def prepare_workflow(base: dict, image_name: str, instruction: str, seed: int, steps: int, panel_width: int,
                      candidates: int | None = None, early_steps: int | None = None) -> dict:
     workflow = workflow_api.set_widget(base, "LoadImage", 0, image_name)
+    types = {node["type"] for node in workflow["nodes"]}
+    if "ICEditMultiTurn" in types:  # widgets: instructions, seed, control, steps, panel_width, ...
+        for index, value in ((0, instruction), (1, seed), (3, steps), (4, panel_width)):
+            workflow = workflow_api.set_widget(workflow, "ICEditMultiTurn", index, value)
+        return workflow
     workflow = workflow_api.set_widget(workflow, "ICEditPromptEncode", 0, instruction)
     workflow = workflow_api.set_widget(workflow, "ICEditDiptych", 0, panel_width)
-    types = {node["type"] for node in workflow["nodes"]}
     if "ICEditEarlyFilterSampler" in types:
         # widgets: seed, control, candidates, early_steps, steps, ...
         workflow = workflow_api.set_widget(workflow, "ICEditEarlyFilterSampler", 0, seed)
@@ -207,8 +211,9 @@ def main(argv=None) -> int:
                 for image in output.get("images", []):
                     if image.get("type") != "output":
                         continue  # previews (the Early Filter's candidates) stay on the server
-                    kind = "comparison" if "comparison" in image["filename"] else "edited"
-                    target = os.path.join(args.output, f"{stem}_{kind}.png")
+                    kind = image["filename"].rsplit("_", 2)[0]  # the SaveImage prefix: edited, comparison, turns
+                    name = f"{stem}_{kind}.png" if kind in ("edited", "comparison") else f"{stem}_{image['filename']}"
+                    target = os.path.join(args.output, name)
                     with open(target, "wb") as handle:
                         handle.write(server.view(image))
                     written.append(target)

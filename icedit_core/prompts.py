@@ -31,6 +31,14 @@ def resolve_template(name: str, custom_template: str = "") -> str:
     return template
 
 
+def split_instructions(text: str) -> list[str]:
+    """One instruction per non-empty line, for multi-turn editing."""
+    turns = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not turns:
+        raise ValueError("no instructions: write one edit per line, e.g. 'make the sky red'")
+    return turns
+
+
 def build_prompt(instruction: str, template: str = RELEASED_TEMPLATE) -> str:
     """Fill the template. The instruction goes in as written, less surrounding white space (a text box's
     trailing newline would otherwise become part of what the text encoder reads)."""

@@ -143,3 +143,22 @@ def test_an_interruption_stops_the_run_cleanly(setup):
         comfy.model_management.interrupt_current_processing(False)
     final, _, winner_seed, _ = early_filter(setup, BrightestJudge())  # and the next run is unaffected
     assert (final - lone_run(setup, winner_seed)).abs().max() <= 1e-5
+
+
+def test_multi_turn_edits_chain_keep_the_size_and_reproduce(setup, clip):
+    from comfyui_icedit.nodes.multiturn import ICEditMultiTurn
+
+    image = torch.rand((1, 40, 48, 3), generator=torch.Generator().manual_seed(9))
+    args = dict(model=setup["model"], clip=clip, vae=setup["vae"], image=image,
+                instructions="make it red\n\n  add a hat \nmake it snowy", seed=7, steps=2, panel_width=32,
+                guidance=50.0, sampler_name="euler", scheduler="simple")
+    final, turns, log = ICEditMultiTurn.execute(**args).result
+    assert final.shape == image.shape and turns.shape == (4, 40, 48, 3)
+    assert torch.equal(turns[0], image[0]) and torch.equal(turns[3], final[0])
+    assert log.splitlines() == ["turn 1: seed 7: make it red", "turn 2: seed 8: add a hat",
+                                "turn 3: seed 9: make it snowy"]
+    assert not torch.equal(turns[1], turns[2])  # each turn edits the previous result
+    again = ICEditMultiTurn.execute(**args).result
+    assert torch.equal(again[1], turns)  # the same seeds give the same images
+    with pytest.raises(ValueError, match="no instructions"):
+        ICEditMultiTurn.execute(**dict(args, instructions=" \n "))
