@@ -119,10 +119,65 @@ class ProgressPrinter:
                   end="", flush=True)
 
 
+def edit_one(server, base: dict, image_path: str, instruction: str, seed: int, steps: int, panel_width: int,
+             candidates=None, early_steps=None, name="icedit") -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    """Upload, run the workflow, fetch what its SaveImage nodes wrote: ([(kind, file name, PNG bytes)], texts).
+    kind is the SaveImage prefix: edited, comparison, turns."""
+    uploaded = server.upload_image(image_path, name=f"{name}_{os.path.basename(image_path)}")
+    workflow = prepare_workflow(base, uploaded, instruction, seed, steps, panel_width, candidates, early_steps)
+    # Listed again: the upload has just added the image to LoadImage's choices.
+    prompt = workflow_api.ui_to_api(workflow, server.object_info())
+    entry = server.run(prompt, on_progress=ProgressPrinter(prompt))
+    outputs, texts = [], []
+    for output in entry["outputs"].values():
+        for image in output.get("images", []):
+            if image.get("type") == "output":  # previews (the Early Filter's candidates) stay on the server
+                outputs.append((image["filename"].rsplit("_", 2)[0], image["filename"], server.view(image)))
+        texts += [str(text) for text in output.get("text", [])]
+    return outputs, texts
+
+
 def ensure_smoke_models(python: str, cache: str) -> str:
     result = subprocess.run([python, os.path.join(PACK_ROOT, "headless", "make_smoke_models.py"), "--cache", cache],
                             stdout=subprocess.PIPE, text=True, check=True)
     return result.stdout.strip().splitlines()[-1]
+
+
+def start_session(args, workdir: str):
+    """A started ComfyUI server (or the one at args.server), the chosen workflow - switched to the smoke-test
+    models when the real weights are missing - and whether it was switched. The caller stops the server."""
+    with open(WORKFLOWS[args.workflow], encoding="utf-8") as handle:
+        base = json.load(handle)
+    comfy_dir = comfyui_path()
+    model_dirs = [d for d in (args.models_dir, os.path.join(comfy_dir, "models")) if d]
+    missing = [] if args.server else find_missing_real_models(base, model_dirs)
+    smoke = args.smoke_test or bool(missing)
+    smoke_dir = None
+    if smoke and not args.server:
+        if missing and not args.smoke_test:
+            print("real weights not found: " + ", ".join(missing))
+        smoke_dir = ensure_smoke_models(sys.executable, args.cache)
+    server = comfy_host.ComfyServer(url=args.server, comfyui_path=comfy_dir, workdir=workdir)
+    if not args.server:
+        custom_nodes = os.path.join(PACK_ROOT, ".host", "custom_nodes")
+        server.extra_model_paths = comfy_host.write_extra_model_paths(
+            os.path.join(workdir, "extra_model_paths.yaml"), custom_nodes,
+            [d for d in (args.models_dir, smoke_dir) if d])
+        print(f"starting ComfyUI ({comfy_dir}); log: {server.log_path}")
+    server.start()
+    try:
+        if args.server and not args.smoke_test:
+            object_info = server.object_info()
+            smoke = any(REAL_MODELS[(t, name)][1] not in
+                        workflow_api.combo_choices(object_info[t]["input"]["required"][name])
+                        for t, name, _ in model_inputs(base))
+        if smoke:
+            base = smoke_workflow(base)
+            print(SMOKE_NOTICE)
+    except Exception:
+        server.stop()
+        raise
+    return server, base, smoke
 
 
 def parse_args(argv=None):
@@ -164,34 +219,8 @@ def main(argv=None) -> int:
             print(f"error: the instruction for {image_path} is empty", file=sys.stderr)
             return 2
 
-    with open(WORKFLOWS[args.workflow], encoding="utf-8") as handle:
-        base = json.load(handle)
-    comfy_dir = comfyui_path()
-    model_dirs = [d for d in (args.models_dir, os.path.join(comfy_dir, "models")) if d]
-    missing = [] if args.server else find_missing_real_models(base, model_dirs)
-    smoke = args.smoke_test or bool(missing)
-    smoke_dir = None
-    if smoke and not args.server:
-        if missing and not args.smoke_test:
-            print("real weights not found: " + ", ".join(missing))
-        smoke_dir = ensure_smoke_models(sys.executable, args.cache)
-
-    server = comfy_host.ComfyServer(url=args.server, comfyui_path=comfy_dir, workdir=workdir)
-    if not args.server:
-        custom_nodes = os.path.join(PACK_ROOT, ".host", "custom_nodes")
-        server.extra_model_paths = comfy_host.write_extra_model_paths(
-            os.path.join(workdir, "extra_model_paths.yaml"), custom_nodes,
-            [d for d in (args.models_dir, smoke_dir) if d])
-        print(f"starting ComfyUI ({comfy_dir}); log: {server.log_path}")
+    server, base, smoke = start_session(args, workdir)
     with server:
-        if args.server and not args.smoke_test:
-            object_info = server.object_info()
-            smoke = any(REAL_MODELS[(t, name)][1] not in
-                        workflow_api.combo_choices(object_info[t]["input"]["required"][name])
-                        for t, name, _ in model_inputs(base))
-        if smoke:
-            base = smoke_workflow(base)
-            print(SMOKE_NOTICE)
         steps = args.steps or (4 if smoke else 28)
         panel_width = args.panel_width or (64 if smoke else 512)
         written = []
@@ -199,27 +228,19 @@ def main(argv=None) -> int:
             stem = os.path.splitext(os.path.basename(image_path))[0]
             print(f"\n[{index + 1}/{len(edits)}] {image_path}: {instruction!r} (seed {args.seed}, {steps} steps, "
                   f"panel width {panel_width})")
-            uploaded = server.upload_image(image_path, name=f"icedit_{index}_{os.path.basename(image_path)}")
-            workflow = prepare_workflow(base, uploaded, instruction, args.seed, steps, panel_width,
-                                        args.candidates or (3 if smoke else None),
-                                        args.early_steps or (2 if smoke else None))
-            # Listed again: the upload has just added the image to LoadImage's choices.
-            prompt = workflow_api.ui_to_api(workflow, server.object_info())
-            entry = server.run(prompt, on_progress=ProgressPrinter(prompt))
+            outputs, texts = edit_one(server, base, image_path, instruction, args.seed, steps, panel_width,
+                                      args.candidates or (3 if smoke else None),
+                                      args.early_steps or (2 if smoke else None), name=f"icedit_{index}")
             print()
-            for output in entry["outputs"].values():
-                for image in output.get("images", []):
-                    if image.get("type") != "output":
-                        continue  # previews (the Early Filter's candidates) stay on the server
-                    kind = image["filename"].rsplit("_", 2)[0]  # the SaveImage prefix: edited, comparison, turns
-                    name = f"{stem}_{kind}.png" if kind in ("edited", "comparison") else f"{stem}_{image['filename']}"
-                    target = os.path.join(args.output, name)
-                    with open(target, "wb") as handle:
-                        handle.write(server.view(image))
-                    written.append(target)
-                    print(f"  wrote {target}")
-                for text in output.get("text", []):  # reports (MoE loader, Early Filter)
-                    print("  " + str(text).replace("\n", "\n  "))
+            for kind, filename, data in outputs:
+                name = f"{stem}_{kind}.png" if kind in ("edited", "comparison") else f"{stem}_{filename}"
+                target = os.path.join(args.output, name)
+                with open(target, "wb") as handle:
+                    handle.write(data)
+                written.append(target)
+                print(f"  wrote {target}")
+            for text in texts:  # reports (MoE loader, Early Filter, multi-turn log)
+                print("  " + str(text).replace("\n", "\n  "))
     if smoke:
         print("\n" + SMOKE_NOTICE)
     return 0 if written else 1

@@ -169,6 +169,37 @@ def save_tiny_qwen2_vl(folder: str, seed: int = 5) -> str:
     return folder
 
 
+def save_tiny_clip(folder: str, seed: int = 8) -> str:
+    """A random-weight CLIP (image and text towers) with ComfyUI's CLIP tokenizer, for metric tests."""
+    import comfy.sd1_clip
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(
+        os.path.join(os.path.dirname(comfy.sd1_clip.__file__), "sd1_tokenizer"))
+    config = CLIPConfig(
+        text_config={"vocab_size": 49408, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 77},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16)
+    torch.manual_seed(seed)
+    CLIPModel(config).save_pretrained(folder)
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                  tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_dino(folder: str, seed: int = 9) -> str:
+    """A random-weight ViT in DINO ViT-S/16's layout (patch 16), tiny, for metric tests."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    torch.manual_seed(seed)
+    ViTModel(ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                       image_size=32, patch_size=16)).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
 def _generator_fingerprint() -> str:
     """Changes whenever the code that makes the files changes, so cached files are never stale."""
     digest = hashlib.sha256()

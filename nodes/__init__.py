@@ -3,13 +3,13 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import edit, judge, moe, multiturn, region, sampler, smoke_test
+from . import edit, judge, metrics, moe, multiturn, region, sampler, smoke_test
 
 
 class ICEditExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*edit.NODES, *multiturn.NODES, *region.NODES, *moe.NODES, *sampler.NODES, *judge.NODES, *smoke_test.NODES]
+        return [*edit.NODES, *multiturn.NODES, *region.NODES, *moe.NODES, *sampler.NODES, *judge.NODES, *metrics.NODES, *smoke_test.NODES]
 
 
 async def comfy_entrypoint() -> ICEditExtension:

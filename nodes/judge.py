@@ -5,46 +5,27 @@ import os
 
 import comfy.model_management
 import comfy.model_patcher
-import folder_paths
 import torch
 from comfy_api.latest import io
 
 from ..icedit_core.judge.heuristic import HeuristicJudge
 from ..icedit_core.judge.local_vlm import LocalVLMJudge
 from ..icedit_core.judge.openai_api import OpenAICompatibleJudge
+from .hf_folders import model_folder_path, model_folders, register_folder
 from .io_types import Judge
 from .validation import ICEditNode
 
 CATEGORY = "ICEdit/judge"
-VLM_FOLDER = "vlm"
 
-# models/vlm/ for Hugging Face model folders; extra_model_paths.yaml may add more under the key "vlm".
-folder_paths.add_model_folder_path(VLM_FOLDER, os.path.join(folder_paths.models_dir, VLM_FOLDER))
+VLM_FOLDER = register_folder("vlm")  # models/vlm/; extra_model_paths.yaml may add more under "vlm"
 
 
 def vlm_folders() -> list[str]:
-    """Model folders (holding a config.json) under every vlm path, one or two levels down (org/name)."""
-    found = set()
-    for root in folder_paths.get_folder_paths(VLM_FOLDER):
-        if not os.path.isdir(root):
-            continue
-        for first in sorted(os.listdir(root)):
-            path = os.path.join(root, first)
-            if os.path.isfile(os.path.join(path, "config.json")):
-                found.add(first)
-            elif os.path.isdir(path):
-                for second in sorted(os.listdir(path)):
-                    if os.path.isfile(os.path.join(path, second, "config.json")):
-                        found.add(f"{first}/{second}")
-    return sorted(found)
+    return model_folders(VLM_FOLDER)
 
 
 def vlm_path(name: str) -> str:
-    for root in folder_paths.get_folder_paths(VLM_FOLDER):
-        path = os.path.join(root, name)
-        if os.path.isfile(os.path.join(path, "config.json")):
-            return path
-    raise ValueError(f"no vision-language model folder {name!r} under {folder_paths.get_folder_paths(VLM_FOLDER)}")
+    return model_folder_path(VLM_FOLDER, name)
 
 
 class _ComfyMemory:

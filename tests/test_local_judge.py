@@ -38,5 +38,5 @@ def test_the_folder_is_listed_and_the_judge_answers_through_generate(vlm_root):
 def test_a_folder_without_a_model_is_a_clear_error(tmp_path):
     with pytest.raises(JudgeError, match="no config.json"):
         LocalVLMJudge(str(tmp_path))
-    with pytest.raises(ValueError, match="no vision-language model folder 'missing'"):
+    with pytest.raises(ValueError, match="no vlm model folder 'missing' under"):
         judge_nodes.vlm_path("missing")
