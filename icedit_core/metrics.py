@@ -13,20 +13,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-
-def _pil(image) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    tensor = image[0] if image.ndim == 4 else image
-    pixels = (tensor[..., :3].detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+from .images import to_pil
 
 
 def l1_distance(output, target) -> float:
     """Mean |output - target| over all pixels and channels on [0, 1], the output resized (bicubic) to the
     target's size first, as MagicBrush evaluates."""
-    target_image = _pil(target)
-    output_image = _pil(output).resize(target_image.size, Image.BICUBIC)
+    target_image = to_pil(target)
+    output_image = to_pil(output).resize(target_image.size, Image.BICUBIC)
     a = np.asarray(output_image, dtype=np.float64) / 255.0
     b = np.asarray(target_image, dtype=np.float64) / 255.0
     return float(np.abs(a - b).mean())
@@ -48,7 +42,7 @@ class ClipScorer:
 
     @torch.no_grad()
     def image_embedding(self, image) -> torch.Tensor:
-        inputs = self.processor(images=[_pil(image)], return_tensors="pt").to(self.device)
+        inputs = self.processor(images=[to_pil(image)], return_tensors="pt").to(self.device)
         features = self.model.get_image_features(**inputs)
         return getattr(features, "pooler_output", features)[0]
 
@@ -77,7 +71,7 @@ class DinoScorer:
 
     @torch.no_grad()
     def embedding(self, image) -> torch.Tensor:
-        inputs = self.processor(images=[_pil(image)], return_tensors="pt").to(self.device)
+        inputs = self.processor(images=[to_pil(image)], return_tensors="pt").to(self.device)
         return self.model(**inputs).last_hidden_state[0, 0]
 
     def similarity(self, a, b) -> float:

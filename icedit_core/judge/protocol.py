@@ -9,24 +9,16 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
-import numpy as np
-import torch
 from PIL import Image
 
+from ..images import to_pil
 from . import parsing, prompts
+
+__all__ = ["ChatJudge", "Judge", "JudgeError", "to_pil", "viescore"]
 
 
 class JudgeError(RuntimeError):
     """A judge could not answer at all (model missing, server down); the message says why and what to do."""
-
-
-def to_pil(image) -> Image.Image:
-    """An RGB PIL image from a [H, W, C] (or [1, H, W, C]) float tensor in [0, 1], or a PIL image."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    tensor = image[0] if image.ndim == 4 else image
-    pixels = (tensor[..., :3].detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
 
 
 def viescore(semantic: list[float] | None, perceptual: list[float] | None, reasoning: str = "") -> dict | None:
