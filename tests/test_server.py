@@ -213,3 +213,31 @@ def test_a_shifted_widget_value_in_our_nodes_is_a_validation_error(comfy_server,
     assert set(answer["node_errors"]) == {sampler_id}
     details = answer["node_errors"][sampler_id]["errors"][0]["details"]
     assert "mode = 'pairwise' is not one of the choices here ['resume', 'paper']" in details
+
+
+def test_three_turns_through_the_real_executor_reproduce_with_the_same_seeds(comfy_server, tmp_path):
+    source = write_source(tmp_path / "turns.png", 90, 60)
+
+    def run_once(upload_name):
+        name = comfy_server.upload_image(source, name=upload_name)
+        workflow = run_icedit.smoke_workflow(load_workflow("icedit_multiturn.json"))
+        workflow = run_icedit.prepare_workflow(workflow, name, "make it red\nadd a hat\nmake it snowy", seed=5,
+                                               steps=2, panel_width=64)
+        entry = comfy_server.run(workflow_api.ui_to_api(workflow, comfy_server.object_info()), timeout=600)
+        images = [i for output in entry["outputs"].values() for i in output.get("images", [])]
+        texts = [t for output in entry["outputs"].values() for t in output.get("text", [])]
+        turns = sorted((i for i in images if i["filename"].startswith("turns")), key=lambda i: i["filename"])
+        pixels = []
+        for image in turns:
+            with Image.open(os.path.join(comfy_server.workdir, "output", image["subfolder"], image["filename"])) as png:
+                assert png.size == (90, 60)
+                pixels.append(png.tobytes())
+        return pixels, texts
+
+    # Two uploads under different names: the second run is executed again, not served from ComfyUI's cache.
+    first, texts = run_once("icedit_turns_a.png")
+    second, _ = run_once("icedit_turns_b.png")
+    assert len(first) == 4  # the source and three turns
+    assert any("turn 1: seed 5: make it red" in t and "turn 3: seed 7: make it snowy" in t for t in texts)
+    assert first == second
+    assert len(set(first)) == 4  # every turn changed the image
