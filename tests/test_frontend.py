@@ -71,7 +71,9 @@ def screenshot(page, name: str) -> str:
 def test_each_shipped_workflow_opens_cleanly(page, name):
     with open(os.path.join(REPO, "workflows", name), encoding="utf-8") as handle:
         workflow = json.load(handle)
+    page.page_errors.clear()
     load(page, workflow)
+    assert page.page_errors == []  # no uncaught error in the page while it loads
     assert page.get_by_text("missing nodes", exact=False).count() == 0
     assert page.get_by_text("Invalid workflow", exact=False).count() == 0
     on_canvas = page.evaluate("() => window.app.graph._nodes.map(n => n.type)")
