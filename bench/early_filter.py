@@ -60,9 +60,7 @@ def main():
     smoke = smoke_models.ensure_smoke_models(os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui")))
     for kind, _ in smoke_models.SMOKE_FILES.values():
         folder_paths.add_model_folder_path(kind, os.path.join(smoke, kind))
-    head_dim = args.hidden // args.heads
-    axes = [head_dim - 2 * (head_dim * 7 // 16), head_dim * 7 // 16, head_dim * 7 // 16]
-    config = smoke_models.flux_fill_config(hidden_size=args.hidden, num_heads=args.heads, axes_dim=axes,
+    config = smoke_models.flux_fill_config(hidden_size=args.hidden, num_heads=args.heads,
                                            depth=args.double, depth_single_blocks=args.single)
     model = smoke_models.build_flux_fill(config, seed=0, dtype=dtype, device=device)
     clip = ICEditSmokeTestCLIPLoader.execute(smoke_models.SMOKE_FILES["text_encoders"][1]).result[0]

@@ -132,9 +132,7 @@ def main():
     args = parse_args()
     device = comfy.model_management.get_torch_device()
     dtype = getattr(torch, args.dtype)
-    head_dim = args.hidden // args.heads
-    axes = [head_dim - 2 * (head_dim * 7 // 16), head_dim * 7 // 16, head_dim * 7 // 16]
-    config = smoke_models.flux_fill_config(hidden_size=args.hidden, num_heads=args.heads, axes_dim=axes,
+    config = smoke_models.flux_fill_config(hidden_size=args.hidden, num_heads=args.heads,
                                            depth=args.double, depth_single_blocks=args.single)
     config["context_in_dim"], config["vec_in_dim"] = (4096, 768) if args.full else (64, 64)
     print(f"building a random Flux Fill: {args.double}+{args.single} blocks, width {args.hidden}, {args.dtype}, "

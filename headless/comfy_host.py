@@ -140,9 +140,10 @@ class ComfyServer:
             return error.code, error.read()
 
     def get_json(self, path: str, timeout: float = 60):
-        request = urllib.request.Request(self.url + path)
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+        status, raw = self._request("GET", path, timeout=timeout)
+        if status != 200:
+            raise ComfyError(f"GET {path} answered HTTP {status}: {raw[:300]!r}")
+        return json.loads(raw)
 
     def object_info(self) -> dict:
         return self.get_json("/object_info")

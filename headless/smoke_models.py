@@ -36,10 +36,15 @@ T5XXL_CONFIG = {"d_ff": 128, "d_kv": 16, "d_model": 64, "num_heads": 4, "num_lay
                 "relative_attention_num_buckets": 32, "model_type": "t5", "eos_token_id": 1, "pad_token_id": 0}
 
 
-def flux_fill_config(hidden_size: int = 3072, num_heads: int = 24, axes_dim=(16, 56, 56), depth: int = 1,
+def flux_fill_config(hidden_size: int = 3072, num_heads: int = 24, axes_dim=None, depth: int = 1,
                      depth_single_blocks: int = 1) -> dict:
     """A FLUX.1 Fill unet config. The defaults are the smallest that ComfyUI's UNETLoader detects (it fixes 24
-    heads of 128 channels, so 3072 wide; depth is counted from the keys): 1 double + 1 single block."""
+    heads of 128 channels, so 3072 wide; depth is counted from the keys): 1 double + 1 single block. Without
+    axes_dim the head is split over the RoPE axes in FLUX.1's proportions (128 -> 16, 56, 56)."""
+    if axes_dim is None:
+        head_dim = hidden_size // num_heads
+        side = head_dim * 7 // 16
+        axes_dim = (head_dim - 2 * side, side, side)
     if hidden_size != num_heads * sum(axes_dim):
         raise ValueError(f"hidden_size {hidden_size} must equal num_heads {num_heads} x sum(axes_dim) {sum(axes_dim)}")
     return {"image_model": "flux", "in_channels": 96, "out_channels": 16, "patch_size": 2,
@@ -50,7 +55,7 @@ def flux_fill_config(hidden_size: int = 3072, num_heads: int = 24, axes_dim=(16,
 
 
 # The in-process tests' model: the same classes, narrow enough to sample in milliseconds.
-TINY_FLUX_FILL = flux_fill_config(hidden_size=128, num_heads=2, axes_dim=(8, 28, 28))
+TINY_FLUX_FILL = flux_fill_config(hidden_size=128, num_heads=2)  # RoPE axes 8, 28, 28
 
 
 @torch.no_grad()

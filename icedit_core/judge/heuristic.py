@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-from .protocol import Judge, to_pil
+from ..images import to_pil
+from .protocol import Judge
 
 
 def _gray(pixels: np.ndarray) -> np.ndarray:

@@ -14,8 +14,6 @@ from PIL import Image
 from ..images import to_pil
 from . import parsing, prompts
 
-__all__ = ["ChatJudge", "Judge", "JudgeError", "to_pil", "viescore"]
-
 
 class JudgeError(RuntimeError):
     """A judge could not answer at all (model missing, server down); the message says why and what to do."""
