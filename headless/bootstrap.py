@@ -22,9 +22,9 @@ def comfyui_path() -> str:
 
 def add_comfyui_to_path() -> str:
     path = comfyui_path()
-    for entry in (PACK_ROOT, os.path.join(PACK_ROOT, "headless")):
-        while entry in sys.path:
-            sys.path.remove(entry)
+    # The pack's folder (also as '' or '.', when started from it with `python -m`) would shadow ComfyUI's nodes.
+    pack_folders = {os.path.realpath(PACK_ROOT), os.path.realpath(os.path.join(PACK_ROOT, "headless"))}
+    sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or os.curdir) not in pack_folders]
     if path not in sys.path:
         sys.path.insert(0, path)
     return path

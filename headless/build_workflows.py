@@ -1,5 +1,5 @@
 """Writes the shipped workflows (workflows/icedit_<variant>.json, UI format) from one description, so that the
-six variants stay consistent. `python headless/build_workflows.py` rewrites them all; tests/test_workflows_built.py
+six variants stay consistent. `python -m headless.build_workflows` rewrites them all; tests/test_workflows_built.py
 checks that the committed files are what this script writes. Stdlib only.
 """
 

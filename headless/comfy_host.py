@@ -1,13 +1,17 @@
-"""A ComfyUI server to talk to over HTTP: start one headless (or reuse a running one), submit prompts, follow
-progress over the websocket, fetch outputs. Used by the command-line runner and the server tests.
+"""A ComfyUI server to talk to over HTTP: start one headless (or use a running one), upload images, submit
+prompts, follow them over the websocket, fetch outputs, and take back this client's own prompts on exit.
 
 Needs only the standard library and aiohttp (a ComfyUI dependency); imports neither comfy nor the pack.
 """
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import hashlib
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,16 +23,37 @@ import urllib.request
 import uuid
 
 
-
-
 class ComfyError(RuntimeError):
     """The server refused a prompt or a node failed; the message carries ComfyUI's own words."""
+
+
+class ServerGone(ComfyError):
+    """The server stopped answering (it died, or the connection broke) while a prompt was in its hands."""
+
+
+class PromptTimeout(ComfyError):
+    """A prompt did not finish within its time limit."""
+
+
+class PromptRejected(ComfyError):
+    """ComfyUI's validation refused the prompt: the same prompt would be refused again anywhere."""
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def normalize_url(url: str) -> str:
+    """'127.0.0.1:8188' -> 'http://127.0.0.1:8188'; refuses what cannot be a server address."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ComfyError(f"{url!r} is not a ComfyUI server address (expected e.g. http://127.0.0.1:8188)")
+    return url
 
 
 def write_extra_model_paths(path: str, custom_nodes_dir: str, model_dirs: list[str]) -> str:
@@ -46,27 +71,41 @@ def write_extra_model_paths(path: str, custom_nodes_dir: str, model_dirs: list[s
     return path
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before exec: the kernel sends it SIGKILL when its parent dies, so a runner (or
+    Ray actor) killed with SIGKILL leaves no ComfyUI behind. Linux only; elsewhere a no-op."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class ComfyServer:
     """A ComfyUI server: `start()` launches `main.py` headless, or pass `url` to use one that is running."""
 
     def __init__(self, url: str | None = None, comfyui_path: str | None = None, python: str = sys.executable,
                  extra_model_paths: str | None = None, workdir: str | None = None, cpu: bool | None = None,
-                 extra_args: list[str] | None = None):
-        self.url = url.rstrip("/") if url else None
+                 extra_args: list[str] | None = None, env: dict | None = None):
+        self.url = normalize_url(url) if url else None
+        self.external = url is not None
         self.comfyui_path = comfyui_path
         self.python = python
         self.extra_model_paths = extra_model_paths
-        self.workdir = workdir or tempfile.mkdtemp(prefix="icedit-comfy-")
+        # A server we start gets a folder of its own (inputs, outputs, log, database); a running one needs none.
+        self.owns_workdir = workdir is None and not self.external
+        self.workdir = workdir or (None if self.external else tempfile.mkdtemp(prefix="icedit-comfy-"))
         self.cpu = cpu
         self.extra_args = extra_args or []
+        self.env = env or {}  # changes to the server's environment; a value None removes the variable
         self.process: subprocess.Popen | None = None
-        self.log_path = os.path.join(self.workdir, "comfyui.log")
+        self.log_path = os.path.join(self.workdir, "comfyui.log") if self.workdir else None
         self.client_id = uuid.uuid4().hex
+        self.own_prompts: set[str] = set()  # submitted by this client and not yet finished
 
     # -- lifetime --------------------------------------------------------------------------------------------
     def start(self, timeout: float = 300.0) -> "ComfyServer":
-        if self.url:
-            self.wait_ready(timeout)
+        if self.external:
+            self.wait_ready(min(timeout, 10.0))  # a server that is running answers at once
             return self
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
@@ -83,31 +122,48 @@ class ComfyServer:
         if self.extra_model_paths:
             command += ["--extra-model-paths-config", self.extra_model_paths]
         command += self.extra_args
-        log = open(self.log_path, "w", encoding="utf-8")
         # A clean sys.path for ComfyUI: run from its folder; never from the pack (its nodes/ would shadow).
-        self.process = subprocess.Popen(command, cwd=self.comfyui_path, stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with open(self.log_path, "w", encoding="utf-8") as log:
+            self.process = subprocess.Popen(command, cwd=self.comfyui_path, stdout=log, stderr=subprocess.STDOUT,
+                                            env=_server_env(self.env),
+                                            preexec_fn=_die_with_parent)
         try:
             self.wait_ready(timeout)
-        except Exception:
+        except BaseException:  # also Ctrl-C while it starts: never leave the child behind
             self.stop()
             raise
         return self
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        last_error = None
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise ComfyError(f"ComfyUI exited with code {self.process.returncode} while starting; "
                                  f"last lines of {self.log_path}:\n{self.log_tail()}")
             try:
-                self.get_json("/system_stats", timeout=2)
-                return
-            except (urllib.error.URLError, ConnectionError, OSError):
+                stats = self.get_json("/system_stats", timeout=2)
+            except ServerGone as error:
+                last_error = error.__cause__
                 time.sleep(0.5)
+                continue
+            except (ComfyError, ValueError) as error:  # answers, but not as ComfyUI does
+                raise ComfyError(f"{self.url} answered, but it is not a ComfyUI server ({error})") from None
+            if not isinstance(stats, dict) or "system" not in stats:
+                raise ComfyError(f"{self.url} answered /system_stats without ComfyUI's fields; is it ComfyUI?")
+            return
+        if self.external:
+            raise ComfyError(f"no ComfyUI server answers at {self.url} ({last_error}); is it running?")
         raise ComfyError(f"ComfyUI at {self.url} did not answer within {timeout:.0f} s; log tail:\n{self.log_tail()}")
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
+        """Ends a server this object started (never an external one): this client's prompts go with it."""
+        if self.external:
+            self.cancel_own_prompts()
+            return
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -116,8 +172,28 @@ class ComfyServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        self.own_prompts.clear()
+
+    def restart(self, timeout: float = 300.0) -> None:
+        """A fresh server process (a new port) after this one died or hung."""
+        if self.external:
+            raise ComfyError(f"the ComfyUI server at {self.url} stopped answering; it is not ours to restart")
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+        self.own_prompts.clear()
+        self.start(timeout)
+
+    def cleanup(self) -> None:
+        """stop(), and remove the temporary folder this object made for the server."""
+        self.stop()
+        if self.owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None:
+            return "(a running server: its log is where it was started)"
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as handle:
                 return "".join(handle.readlines()[-lines:])
@@ -132,12 +208,16 @@ class ComfyServer:
 
     # -- HTTP ------------------------------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: bytes | None = None, headers=None, timeout: float = 60):
+        """(HTTP status, body). Raises ServerGone when the server does not answer (refused, reset, timed out)."""
         request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ServerGone(f"the ComfyUI server at {self.url} does not answer ({reason})") from error
 
     def get_json(self, path: str, timeout: float = 60):
         status, raw = self._request("GET", path, timeout=timeout)
@@ -145,35 +225,64 @@ class ComfyServer:
             raise ComfyError(f"GET {path} answered HTTP {status}: {raw[:300]!r}")
         return json.loads(raw)
 
+    def post_json(self, path: str, data: dict, timeout: float = 60):
+        return self._request("POST", path, json.dumps(data).encode(), {"Content-Type": "application/json"},
+                             timeout=timeout)
+
     def object_info(self) -> dict:
         return self.get_json("/object_info")
 
     def submit(self, prompt: dict) -> str:
         """POST /prompt; returns the prompt id. Raises ComfyError with ComfyUI's validation errors, including
         the case where the server accepts the prompt but reports errors for some nodes."""
-        body = json.dumps({"prompt": prompt, "client_id": self.client_id}).encode()
-        status, raw = self._request("POST", "/prompt", body, {"Content-Type": "application/json"})
+        status, raw = self.post_json("/prompt", {"prompt": prompt, "client_id": self.client_id})
         answer = json.loads(raw or b"{}")
         if status != 200 or answer.get("node_errors"):
-            raise ComfyError(f"ComfyUI rejected the prompt (HTTP {status}): {json.dumps(answer, indent=1)[:4000]}")
+            raise PromptRejected(f"ComfyUI rejected the prompt (HTTP {status}): {_validation_summary(answer)}")
+        self.own_prompts.add(answer["prompt_id"])
         return answer["prompt_id"]
 
-    def history(self, prompt_id: str) -> dict | None:
-        return self.get_json(f"/history/{prompt_id}").get(prompt_id)
+    def history(self, prompt_id: str, timeout: float = 60) -> dict | None:
+        return self.get_json(f"/history/{prompt_id}", timeout=timeout).get(prompt_id)
 
-    def upload_image(self, path: str, name: str | None = None) -> str:
-        name = name or os.path.basename(path)
+    def queue_ahead(self, prompt_id: str) -> int:
+        """How many prompts of anyone run or wait before `prompt_id` (0 when it runs or has finished)."""
+        queue = self.get_json("/queue", timeout=10)
+        running = [item[1] for item in queue.get("queue_running", [])]
+        pending = sorted(queue.get("queue_pending", []), key=lambda item: item[0])
+        if prompt_id in running:
+            return 0
+        ids = [item[1] for item in pending]
+        return len(running) + ids.index(prompt_id) if prompt_id in ids else 0
+
+    def cancel_own_prompts(self) -> None:
+        """Deletes this client's queued prompts and interrupts its running one; other clients' work is left
+        alone. Best effort: a server that is gone has nothing left to cancel."""
+        if not self.own_prompts:
+            return
+        try:
+            queue = self.get_json("/queue", timeout=5)
+            running = {item[1] for item in queue.get("queue_running", [])}
+            self.post_json("/queue", {"delete": sorted(self.own_prompts - running)}, timeout=5)
+            for prompt_id in self.own_prompts & running:
+                self.post_json("/interrupt", {"prompt_id": prompt_id}, timeout=5)
+        except (ComfyError, ValueError):
+            pass
+        self.own_prompts.clear()
+
+    def upload_image(self, data: bytes, extension: str = ".png", timeout: float = 60) -> str:
+        """Uploads image bytes under a name made from their content, so two images never share a name on the
+        server (and the same image is stored once). Returns the name LoadImage takes."""
+        name = "icedit-" + hashlib.sha256(data).hexdigest()[:24] + extension
         boundary = uuid.uuid4().hex
-        with open(path, "rb") as handle:
-            data = handle.read()
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
                 f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + \
                f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\ntrue\r\n" \
                f"--{boundary}--\r\n".encode()
         status, raw = self._request("POST", "/upload/image", body,
-                                    {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+                                    {"Content-Type": f"multipart/form-data; boundary={boundary}"}, timeout=timeout)
         if status != 200:
-            raise ComfyError(f"uploading {path} failed (HTTP {status}): {raw[:500]!r}")
+            raise ComfyError(f"uploading an image to {self.url} failed (HTTP {status}): {raw[:500]!r}")
         answer = json.loads(raw)
         return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
 
@@ -186,48 +295,32 @@ class ComfyServer:
         return raw
 
     # -- running ---------------------------------------------------------------------------------------------
-    def run(self, prompt: dict, on_progress=None, timeout: float = 3600) -> dict:
+    def run(self, prompt: dict, on_progress=None, timeout: float = 3600, on_queued=None) -> dict:
         """Submit and wait, reporting progress; returns the finished /history entry. Raises ComfyError with
-        ComfyUI's error message when a node fails."""
-        return asyncio.run(self._run(prompt, on_progress, timeout))
+        ComfyUI's error message when a node fails, ServerGone when the server stops answering, PromptTimeout
+        (after interrupting the prompt) when it runs past `timeout`. `on_queued(n)` hears when the prompt
+        waits behind n others."""
+        try:
+            return asyncio.run(self._run(prompt, on_progress, timeout, on_queued))
+        except OSError as error:  # the websocket's connection
+            raise ServerGone(f"the ComfyUI server at {self.url} stopped answering: {error}") from error
 
-    async def _run(self, prompt, on_progress, timeout):
+    async def _run(self, prompt, on_progress, timeout, on_queued):
         import aiohttp  # ComfyUI's own dependency; only the runner and tests get here
 
         ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(ws_url, heartbeat=30, max_msg_size=0) as ws:
-                prompt_id = self.submit(prompt)
-                deadline = time.monotonic() + timeout
-                while True:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise ComfyError(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(ws_url, heartbeat=30, max_msg_size=0) as ws:
+                    prompt_id = self.submit(prompt)
                     try:
-                        message = await ws.receive(timeout=min(remaining, 5.0))
-                    except asyncio.TimeoutError:
-                        entry = self.history(prompt_id)  # a message may have come before we listened
-                        if entry is not None and entry.get("status", {}).get("completed") is not None:
-                            break
-                        continue
-                    if message.type != aiohttp.WSMsgType.TEXT:
-                        if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                            raise ComfyError("the ComfyUI websocket closed while the prompt was running")
-                        continue  # binary preview frames
-                    event = json.loads(message.data)
-                    data = event.get("data", {})
-                    if data.get("prompt_id") not in (None, prompt_id):
-                        continue
-                    if event["type"] == "execution_error":
-                        raise ComfyError(f"node {data.get('node_id')} ({data.get('node_type')}) failed: "
-                                         f"{data.get('exception_type')}: {data.get('exception_message')}")
-                    if event["type"] == "execution_interrupted":
-                        raise ComfyError("the prompt was interrupted")
-                    if on_progress is not None and event["type"] in ("progress", "executing"):
-                        on_progress(event["type"], data)
-                    # Not "execution_success": ComfyUI sends it before the history entry is written.
-                    if event["type"] == "executing" and data.get("node") is None:
-                        break
+                        await self._follow(ws, prompt_id, on_progress, timeout, on_queued)
+                    except BaseException:
+                        self.cancel_own_prompts()  # a timeout, Ctrl-C or SIGTERM takes back what we queued
+                        raise
+        except aiohttp.ClientError as error:
+            raise ServerGone(f"the ComfyUI server at {self.url} stopped answering: {error}") from error
+        self.own_prompts.discard(prompt_id)
         entry = self.history(prompt_id)
         for _ in range(40):  # the entry normally exists by now; allow the server a moment if not
             if entry is not None:
@@ -240,6 +333,68 @@ class ComfyServer:
         if status.get("status_str") != "success":
             raise ComfyError(f"prompt {prompt_id} ended with {status}")
         return entry
+
+    async def _follow(self, ws, prompt_id, on_progress, timeout, on_queued):
+        import aiohttp
+
+        deadline = time.monotonic() + timeout
+        if on_queued is not None:
+            ahead = self.queue_ahead(prompt_id)
+            if ahead:
+                on_queued(ahead)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PromptTimeout(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerGone(f"the ComfyUI server exited with code {self.process.returncode} while running "
+                                 f"the prompt; log tail:\n{self.log_tail(15)}")
+            try:
+                message = await ws.receive(timeout=min(remaining, 2.0))
+            except asyncio.TimeoutError:
+                entry = self.history(prompt_id, timeout=min(10.0, max(remaining, 1.0)))  # missed a message?
+                if entry is not None and entry.get("status", {}).get("completed") is not None:
+                    return
+                continue
+            if message.type != aiohttp.WSMsgType.TEXT:
+                if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+                    raise ServerGone(f"the ComfyUI server at {self.url} closed the connection while the prompt "
+                                     "was running")
+                continue  # binary preview frames
+            event = json.loads(message.data)
+            data = event.get("data", {})
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            if event["type"] == "execution_error":
+                raise ComfyError(f"node {data.get('node_id')} ({data.get('node_type')}) failed: "
+                                 f"{data.get('exception_type')}: {data.get('exception_message')}")
+            if event["type"] == "execution_interrupted":
+                raise ComfyError("the prompt was interrupted on the server")
+            if on_progress is not None and event["type"] in ("progress", "executing"):
+                on_progress(event["type"], data)
+            # Not "execution_success": ComfyUI sends it before the history entry is written.
+            if event["type"] == "executing" and data.get("node") is None:
+                return
+
+
+def _validation_summary(answer: dict) -> str:
+    """ComfyUI's /prompt error answer in a few lines: the error, then each failing node's own messages."""
+    lines = []
+    error = answer.get("error")
+    if isinstance(error, dict):
+        lines.append(f"{error.get('message', '')} {error.get('details', '')}".strip())
+    for node_id, node in (answer.get("node_errors") or {}).items():
+        for item in node.get("errors", []):
+            lines.append(f"node {node_id} ({node.get('class_type')}): {item.get('message')}: {item.get('details')}")
+    return "; ".join(line for line in lines if line) or json.dumps(answer)[:2000]
+
+
+def _server_env(changes: dict) -> dict:
+    """The server's environment: ours with `changes`, less a PYTHONPATH that may hold this pack's folder (whose
+    nodes/ package would shadow ComfyUI's nodes module)."""
+    env = {**os.environ, **changes, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONPATH", None)
+    return {name: value for name, value in env.items() if value is not None}
 
 
 def _has_cuda(python: str) -> bool:

@@ -1,13 +1,12 @@
 """Print the path of the smoke-test model folder, generating it first if needed.
 
-Run with the setup's Python: `python headless/make_smoke_models.py [--cache DIR]`.
+Run with the setup's Python from the pack's folder: `python -m headless.make_smoke_models [--cache DIR]`.
 """
 import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bootstrap  # noqa: E402  (stdlib only; puts ComfyUI first on sys.path)
+from . import bootstrap  # stdlib only; puts ComfyUI first on sys.path
 
 
 def main() -> None:

@@ -2,18 +2,18 @@
 Stdlib only (the runner reads it without ComfyUI)."""
 
 # (node type, input name) -> (ComfyUI models folders: the current name first, then its older alias;
-# the file name as the official release names it; the input's position among the node's widget values)
+# the file name as the official release names it)
 REAL_MODELS = {
-    ("UNETLoader", "unet_name"): (("diffusion_models", "unet"), "flux1-fill-dev.safetensors", 0),
-    ("DualCLIPLoader", "clip_name1"): (("text_encoders", "clip"), "clip_l.safetensors", 0),
-    ("DualCLIPLoader", "clip_name2"): (("text_encoders", "clip"), "t5xxl_fp16.safetensors", 1),
-    ("VAELoader", "vae_name"): (("vae",), "ae.safetensors", 0),
-    ("LoraLoaderModelOnly", "lora_name"): (("loras",), "ICEdit-normal-lora/pytorch_lora_weights.safetensors", 0),
-    ("ICEditMoELoRALoader", "lora_name"): (("loras",), "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors", 0),
-    ("ControlNetLoader", "control_net_name"): (("controlnet",), "flux-canny-controlnet-v3.safetensors", 0),
-    ("UpscaleModelLoader", "model_name"): (("upscale_models",), "RealESRGAN_x4plus.pth", 0),
+    ("UNETLoader", "unet_name"): (("diffusion_models", "unet"), "flux1-fill-dev.safetensors"),
+    ("DualCLIPLoader", "clip_name1"): (("text_encoders", "clip"), "clip_l.safetensors"),
+    ("DualCLIPLoader", "clip_name2"): (("text_encoders", "clip"), "t5xxl_fp16.safetensors"),
+    ("VAELoader", "vae_name"): (("vae",), "ae.safetensors"),
+    ("LoraLoaderModelOnly", "lora_name"): (("loras",), "ICEdit-normal-lora/pytorch_lora_weights.safetensors"),
+    ("ICEditMoELoRALoader", "lora_name"): (("loras",), "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors"),
+    ("ControlNetLoader", "control_net_name"): (("controlnet",), "flux-canny-controlnet-v3.safetensors"),
+    ("UpscaleModelLoader", "model_name"): (("upscale_models",), "RealESRGAN_x4plus.pth"),
     # A folder: Qwen/Qwen2.5-VL-7B-Instruct downloaded whole (the paper judged with the 72B model).
-    ("ICEditVLMJudgeLocal", "model_folder"): (("vlm",), "Qwen2.5-VL-7B-Instruct", 0),
+    ("ICEditVLMJudgeLocal", "model_folder"): (("vlm",), "Qwen2.5-VL-7B-Instruct"),
 }
 
 # role -> (ComfyUI models folder, file name) of the generated random-weight stand-ins

@@ -1,9 +1,11 @@
 """Edit images from text instructions with ICEdit, headless, through the real ComfyUI executor.
 
     scripts/icedit --edit photo.jpg "make the sky a warm sunset" --edit cat.png "give the cat a red hat"
+    scripts/icedit --batch edits.jsonl --output edited/ --workers 2
 
-Starts a ComfyUI server with this pack (or uses --server), submits workflows/icedit_basic.json once per
-(image, instruction) pair, shows progress, and writes <name>_edited.png and <name>_comparison.png.
+Starts a ComfyUI server with this pack per worker (or uses --servers), runs a shipped workflow for every item,
+and writes DIR/<id>_edited.png, DIR/<id>_comparison.png and a ledger DIR/results.jsonl. Running the same
+command again skips what is done and retries what failed.
 
 Model files are looked for in --models-dir and in the ComfyUI's own models/ folder. When the real FLUX.1 Fill,
 text encoders, VAE and ICEdit LoRA are not all there, it runs on small random-weight smoke-test models that it
@@ -12,43 +14,136 @@ generates once, and says so: those outputs are noise, not edits.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
+import signal
 import sys
 import tempfile
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import comfy_host  # noqa: E402
-import workflow_api  # noqa: E402
-from bootstrap import PACK_ROOT, comfyui_path  # noqa: E402
-from model_files import REAL_MODELS, SMOKE_FILES, SMOKE_ROLE  # noqa: E402
+from . import bootstrap, engine, items as itemlib, prompt as prompts
+from .comfy_host import ComfyError
 
-# The shipped workflows by short name: workflows/icedit_<name>.json (basic, moe, early_filter, controlnet, ...)
-WORKFLOWS = {name[len("icedit_"):-len(".json")]: os.path.join(PACK_ROOT, "workflows", name)
-             for name in sorted(os.listdir(os.path.join(PACK_ROOT, "workflows")))
-             if name.startswith("icedit_") and name.endswith(".json")}
-SMOKE_NOTICE = ("SMOKE TEST: the real ICEdit weights were not found, so this run uses small random-weight "
-                "models. The images it writes are noise, not edits; they show that the whole path runs.")
+EXIT_INTERRUPTED = 130
 
 
-def model_inputs(workflow: dict) -> list[tuple[str, str, int]]:
-    """(node type, input name, widget index) of each model-file widget in the workflow."""
-    types = {node["type"] for node in workflow["nodes"]}
-    return [(node_type, name, index) for (node_type, name), (_, _, index) in REAL_MODELS.items()
-            if node_type in types]
+def int_range(low: int, high: int | None = None, name: str = "value"):
+    """An argparse type: a whole number in [low, high], with a one-line error that names the option."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is outside [{low}, {high if high is not None else '...'}]")
+        return value
+    parse.__name__ = name
+    return parse
 
 
-def find_missing_real_models(workflow: dict, model_dirs: list[str]) -> list[str]:
-    missing = []
-    for node_type, input_name, _ in model_inputs(workflow):
-        folders, filename, _ = REAL_MODELS[(node_type, input_name)]
-        found = any(os.path.exists(os.path.join(root, folder, filename))
-                    for root in model_dirs for folder in folders)
-        if not found:
-            missing.append(f"{folders[0]}/{filename}")
-    return missing
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scripts/icedit", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_argument_group("what to edit")
+    what.add_argument("--edit", nargs=2, action="append", metavar=("IMAGE", "INSTRUCTION"), default=[],
+                      help="an image and what to change in it; repeat for several")
+    what.add_argument("--batch", metavar="FILE", help="a JSONL or CSV manifest (columns image, instruction, and "
+                      "optionally id, seed, workflow, steps; paths relative to the manifest), or a folder of images "
+                      "with an instruction in NAME.txt beside each")
+    what.add_argument("--output", default=os.path.join(bootstrap.PACK_ROOT, "output"),
+                      help="where the edits and the ledger results.jsonl go (default: output/)")
+    add_run_options(p)
+    return p
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of how and where items are edited, shared with headless.evaluate."""
+    how = p.add_argument_group("how")
+    how.add_argument("--workflow", choices=sorted(prompts.WORKFLOWS), default="basic",
+                     help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA; early_filter: MoE-LoRA + Early "
+                          "Filter with a local VLM judge; controlnet, upscale, lowvram, multiturn (one instruction "
+                          "per line)")
+    how.add_argument("--seed", type=int_range(0, 2 ** 64 - 1), default=42)
+    how.add_argument("--steps", type=int_range(1), help="sampling steps (default 28; 4 on smoke-test models)")
+    how.add_argument("--panel-width", type=int_range(64, 4096),
+                     help="diptych panel width (default 512; 64 on smoke-test models)")
+    how.add_argument("--candidates", type=int_range(1, 64), help="Early Filter seeds (default 6; 3 on smoke-test "
+                                                                  "models)")
+    how.add_argument("--early-steps", type=int_range(1, 10000), help="Early Filter steps before judging (default "
+                                                                      "10; 2 on smoke-test models)")
+    how.add_argument("--models-dir", help="a ComfyUI-style models folder holding the real weights")
+    how.add_argument("--smoke-test", action="store_true", help="use the random-weight models even if real ones exist")
+    scale = p.add_argument_group("scale and faults")
+    scale.add_argument("--workers", type=int_range(1, 1024), help="ComfyUI servers to run at once, one per GPU "
+                       "(default: one per visible GPU, or 1 on CPU); more than one runs on a local Ray instance")
+    scale.add_argument("--ray-address", help="run the workers on this Ray cluster (e.g. auto, or 10.0.0.1:6379)")
+    scale.add_argument("--servers", help="use these running ComfyUI servers (with this pack) as the workers, "
+                       "comma-separated URLs")
+    scale.add_argument("--server", help="one running ComfyUI server to use (same as --servers URL)")
+    scale.add_argument("--retries", type=int_range(0, 100), default=2,
+                       help="tries after a failed one, on another worker when there is one (default 2)")
+    scale.add_argument("--item-timeout", type=int_range(1), default=1800,
+                       help="seconds one item may take before its server is restarted and the item retried")
+    scale.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    p.add_argument("--cache", default=os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui")),
+                   help=argparse.SUPPRESS)
+
+
+def config_from(args, p: argparse.ArgumentParser, output: str) -> engine.RunConfig:
+    servers = [url for url in (args.servers or "").split(",") if url.strip()] + ([args.server] if args.server else [])
+    if servers and args.models_dir:
+        p.error("--models-dir is for servers this command starts; a running server uses its own model folders")
+    if args.models_dir and not os.path.isdir(args.models_dir):
+        p.error(f"--models-dir {args.models_dir}: no such folder")
+    if args.ray_address and servers:
+        p.error("--ray-address and --servers exclude each other")
+    return engine.RunConfig(output=os.path.abspath(output), workflow=args.workflow, seed=args.seed,
+                            steps=args.steps, panel_width=args.panel_width, candidates=args.candidates,
+                            early_steps=args.early_steps, models_dir=args.models_dir and os.path.abspath(args.models_dir),
+                            servers=servers, workers=args.workers, ray_address=args.ray_address,
+                            retries=args.retries, item_timeout=float(args.item_timeout), smoke_test=args.smoke_test,
+                            cache=args.cache, comfyui_path=None if servers else bootstrap.comfyui_path(),
+                            quiet=args.quiet)
+
+
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.edit and args.batch:
+        p.error("--edit and --batch exclude each other")
+    # SIGTERM and SIGHUP unwind like Ctrl-C: servers this command started stop, its queued prompts are removed.
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    signal.signal(signal.SIGHUP, _terminate_as_interrupt)
+    with tempfile.TemporaryDirectory(prefix="icedit-run-") as workdir:
+        try:
+            config = config_from(args, p, args.output)
+            if args.batch:
+                work = itemlib.read_batch(args.batch)
+            elif args.edit:
+                work = itemlib.from_edit_pairs(args.edit)
+            else:
+                source = example_image(os.path.join(workdir, "icedit_example.png"))
+                print(f"no --edit given: editing a built-in synthetic example ({source})")
+                work = itemlib.from_edit_pairs([(source, "make the sky a warm sunset")])
+            summary = engine.run(config, work)
+        except KeyboardInterrupt:
+            print("\ninterrupted: the ledger keeps every finished item; run the same command again to go on",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except (engine.RunError, itemlib.ItemError, prompts.PromptError, ComfyError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    print(f"\n{summary.edited} edited, {summary.already_done} already done, {summary.failed} failed"
+          + (f", {summary.conflicts} not edited (id taken)" if summary.conflicts else "")
+          + f" of {summary.total} in {summary.seconds:.1f} s; ledger: {os.path.join(config.output, 'results.jsonl')}")
+    if summary.failed_ids:
+        print("failed: " + ", ".join(summary.failed_ids[:20]) + (" ..." if len(summary.failed_ids) > 20 else "")
+              + " (errors in results.jsonl; run again to retry)")
+    if summary.smoke:
+        print(engine.SMOKE_NOTICE)
+    return 0 if not summary.failed and not summary.conflicts else 1
 
 
 def example_image(path: str) -> str:
@@ -63,187 +158,6 @@ def example_image(path: str) -> str:
     draw.rectangle((0, 420, 640, 480), fill=(90, 80, 60))
     image.save(path)
     return path
-
-
-def smoke_workflow(workflow: dict) -> dict:
-    """The workflow with the smoke-test files, and the stand-in text-encoder loader for DualCLIPLoader."""
-    for node_type, input_name, index in model_inputs(workflow):
-        role = SMOKE_ROLE.get((node_type, input_name))
-        if role is not None:
-            workflow = workflow_api.set_widget(workflow, node_type, index, SMOKE_FILES[role][1])
-    workflow = json.loads(json.dumps(workflow))
-    for node in workflow["nodes"]:
-        if node["type"] == "DualCLIPLoader":
-            node["type"] = "ICEditSmokeTestCLIPLoader"
-            node["widgets_values"] = [SMOKE_FILES["text_encoders"][1]]
-            node["title"] = "Smoke-test text encoders (random weights)"
-    return workflow
-
-
-def prepare_workflow(base: dict, image_name: str, instruction: str, seed: int, steps: int, panel_width: int,
-                     candidates: int | None = None, early_steps: int | None = None) -> dict:
-    workflow = workflow_api.set_widget(base, "LoadImage", 0, image_name)
-    types = {node["type"] for node in workflow["nodes"]}
-    if "ICEditMultiTurn" in types:  # widgets: instructions, seed, control, steps, panel_width, ...
-        for index, value in ((0, instruction), (1, seed), (3, steps), (4, panel_width)):
-            workflow = workflow_api.set_widget(workflow, "ICEditMultiTurn", index, value)
-        return workflow
-    workflow = workflow_api.set_widget(workflow, "ICEditPromptEncode", 0, instruction)
-    workflow = workflow_api.set_widget(workflow, "ICEditDiptych", 0, panel_width)
-    if "ICEditEarlyFilterSampler" in types:
-        # widgets: seed, control, candidates, early_steps, steps, ...
-        workflow = workflow_api.set_widget(workflow, "ICEditEarlyFilterSampler", 0, seed)
-        workflow = workflow_api.set_widget(workflow, "ICEditEarlyFilterSampler", 4, steps)
-        if candidates is not None:
-            workflow = workflow_api.set_widget(workflow, "ICEditEarlyFilterSampler", 2, candidates)
-        if early_steps is not None:
-            workflow = workflow_api.set_widget(workflow, "ICEditEarlyFilterSampler", 3, early_steps)
-        return workflow
-    workflow = workflow_api.set_widget(workflow, "KSampler", 0, seed)
-    return workflow_api.set_widget(workflow, "KSampler", 2, steps)
-
-
-class ProgressPrinter:
-    def __init__(self, prompt: dict):
-        self.titles = {node_id: node["_meta"]["title"] for node_id, node in prompt.items()}
-        self.started = time.monotonic()
-
-    def __call__(self, kind: str, data: dict) -> None:
-        elapsed = time.monotonic() - self.started
-        if kind == "executing" and data.get("node") is not None:
-            print(f"\n  [{elapsed:6.1f}s] {self.titles.get(data['node'], data['node'])}", end="", flush=True)
-        elif kind == "progress":
-            done, total = data.get("value", 0), data.get("max", 1)
-            bar = "#" * int(20 * done / max(total, 1))
-            print(f"\r  [{elapsed:6.1f}s] {self.titles.get(data.get('node'), '')} [{bar:<20}] {done}/{total}",
-                  end="", flush=True)
-
-
-def edit_one(server, base: dict, image_path: str, instruction: str, seed: int, steps: int, panel_width: int,
-             candidates=None, early_steps=None, name="icedit") -> tuple[list[tuple[str, str, bytes]], list[str]]:
-    """Upload, run the workflow, fetch what its SaveImage nodes wrote: ([(kind, file name, PNG bytes)], texts).
-    kind is the SaveImage prefix: edited, comparison, turns."""
-    uploaded = server.upload_image(image_path, name=f"{name}_{os.path.basename(image_path)}")
-    workflow = prepare_workflow(base, uploaded, instruction, seed, steps, panel_width, candidates, early_steps)
-    # Listed again: the upload has just added the image to LoadImage's choices.
-    prompt = workflow_api.ui_to_api(workflow, server.object_info())
-    entry = server.run(prompt, on_progress=ProgressPrinter(prompt))
-    outputs, texts = [], []
-    for output in entry["outputs"].values():
-        for image in output.get("images", []):
-            if image.get("type") == "output":  # previews (the Early Filter's candidates) stay on the server
-                outputs.append((image["filename"].rsplit("_", 2)[0], image["filename"], server.view(image)))
-        texts += [str(text) for text in output.get("text", [])]
-    return outputs, texts
-
-
-def ensure_smoke_models(python: str, cache: str) -> str:
-    result = subprocess.run([python, os.path.join(PACK_ROOT, "headless", "make_smoke_models.py"), "--cache", cache],
-                            stdout=subprocess.PIPE, text=True, check=True)
-    return result.stdout.strip().splitlines()[-1]
-
-
-def start_session(args, workdir: str):
-    """A started ComfyUI server (or the one at args.server), the chosen workflow - switched to the smoke-test
-    models when the real weights are missing - and whether it was switched. The caller stops the server."""
-    with open(WORKFLOWS[args.workflow], encoding="utf-8") as handle:
-        base = json.load(handle)
-    comfy_dir = comfyui_path()
-    model_dirs = [d for d in (args.models_dir, os.path.join(comfy_dir, "models")) if d]
-    missing = [] if args.server else find_missing_real_models(base, model_dirs)
-    smoke = args.smoke_test or bool(missing)
-    smoke_dir = None
-    if smoke and not args.server:
-        if missing and not args.smoke_test:
-            print("real weights not found: " + ", ".join(missing))
-        smoke_dir = ensure_smoke_models(sys.executable, args.cache)
-    server = comfy_host.ComfyServer(url=args.server, comfyui_path=comfy_dir, workdir=workdir)
-    if not args.server:
-        custom_nodes = os.path.join(PACK_ROOT, ".host", "custom_nodes")
-        server.extra_model_paths = comfy_host.write_extra_model_paths(
-            os.path.join(workdir, "extra_model_paths.yaml"), custom_nodes,
-            [d for d in (args.models_dir, smoke_dir) if d])
-        print(f"starting ComfyUI ({comfy_dir}); log: {server.log_path}")
-    server.start()
-    try:
-        if args.server and not args.smoke_test:
-            object_info = server.object_info()
-            smoke = any(REAL_MODELS[(t, name)][1] not in
-                        workflow_api.combo_choices(object_info[t]["input"]["required"][name])
-                        for t, name, _ in model_inputs(base))
-        if smoke:
-            base = smoke_workflow(base)
-            print(SMOKE_NOTICE)
-    except Exception:
-        server.stop()
-        raise
-    return server, base, smoke
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--edit", nargs=2, action="append", metavar=("IMAGE", "INSTRUCTION"), default=[],
-                        help="an image and what to change in it; repeat for several")
-    parser.add_argument("--workflow", choices=sorted(WORKFLOWS), default="basic",
-                        help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA (ICEditMoELoRALoader); "
-                             "early_filter: MoE-LoRA + Early Filter with a local VLM judge; controlnet: guided by "
-                             "a Canny ControlNet; upscale: edit, then upscale; lowvram: fp8 weights")
-    parser.add_argument("--candidates", type=int, help="Early Filter seeds (default 6; 3 on smoke-test models)")
-    parser.add_argument("--early-steps", type=int, help="Early Filter steps before judging (default 10; 2 on "
-                                                        "smoke-test models)")
-    parser.add_argument("--output", default=os.path.join(PACK_ROOT, "output"), help="where results go")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--steps", type=int, help="sampling steps (default 28; 4 on smoke-test models)")
-    parser.add_argument("--panel-width", type=int, help="diptych panel width (default 512; 64 on smoke-test models)")
-    parser.add_argument("--models-dir", help="a ComfyUI-style models folder holding the real weights")
-    parser.add_argument("--server", help="use this running ComfyUI server (it must have the pack installed)")
-    parser.add_argument("--smoke-test", action="store_true", help="use the random-weight models even if real ones exist")
-    parser.add_argument("--cache", default=os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui")))
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    os.makedirs(args.output, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="icedit-run-")
-    edits = args.edit
-    if not edits:
-        source = example_image(os.path.join(workdir, "icedit_example.png"))
-        edits = [(source, "make the sky a warm sunset")]
-        print(f"no --edit given: editing a built-in synthetic example ({source})")
-    for image_path, instruction in edits:
-        if not os.path.isfile(image_path):
-            print(f"error: no such image: {image_path}", file=sys.stderr)
-            return 2
-        if not instruction.strip():
-            print(f"error: the instruction for {image_path} is empty", file=sys.stderr)
-            return 2
-
-    server, base, smoke = start_session(args, workdir)
-    with server:
-        steps = args.steps or (4 if smoke else 28)
-        panel_width = args.panel_width or (64 if smoke else 512)
-        written = []
-        for index, (image_path, instruction) in enumerate(edits):
-            stem = os.path.splitext(os.path.basename(image_path))[0]
-            print(f"\n[{index + 1}/{len(edits)}] {image_path}: {instruction!r} (seed {args.seed}, {steps} steps, "
-                  f"panel width {panel_width})")
-            outputs, texts = edit_one(server, base, image_path, instruction, args.seed, steps, panel_width,
-                                      args.candidates or (3 if smoke else None),
-                                      args.early_steps or (2 if smoke else None), name=f"icedit_{index}")
-            print()
-            for kind, filename, data in outputs:
-                name = f"{stem}_{kind}.png" if kind in ("edited", "comparison") else f"{stem}_{filename}"
-                target = os.path.join(args.output, name)
-                with open(target, "wb") as handle:
-                    handle.write(data)
-                written.append(target)
-                print(f"  wrote {target}")
-            for text in texts:  # reports (MoE loader, Early Filter, multi-turn log)
-                print("  " + str(text).replace("\n", "\n  "))
-    if smoke:
-        print("\n" + SMOKE_NOTICE)
-    return 0 if written else 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Computed as two matrix products, experts batched: the router rows and all expert
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 
 
 def route(logits: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -40,10 +41,9 @@ class TokenRoutedLoRA:
         self.router_rows = -(-experts // 8) * 8
         padded_router = torch.zeros((self.router_rows, in_features), dtype=router.dtype)
         padded_router[:experts] = router
-        self._fused_down = torch.cat([padded_router, downs.reshape(experts * rank, in_features)]).contiguous()
+        self._fused_down = torch.cat([padded_router, rearrange(downs, "e r i -> (e r) i")]).contiguous()
         # Row block e of the stacked up-projection is B_e^T: [E*r, out]; alpha/rank and strength folded in.
-        self._stacked_up = (ups.transpose(1, 2).reshape(experts * rank, self.out_features)
-                            * (scale * strength)).contiguous()
+        self._stacked_up = (rearrange(ups, "e o r -> (e r) o") * (scale * strength)).contiguous()
         self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def weights_for(self, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:

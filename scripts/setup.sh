@@ -79,15 +79,15 @@ PY
 
 _setup_requirements() {
     # ComfyUI's own requirements without torch/torchvision (pinned above) and torchaudio (optional, audio
-    # nodes only, needs another torch build), plus this pack's requirements and the test tools.
+    # nodes only, needs another torch build), plus this pack's requirements, the runner's and the test tools.
     local host_reqs="$ICEDIT_CACHE/host-requirements.txt"
     grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFYUI_PATH/requirements.txt" > "$host_reqs.new"
     mv "$host_reqs.new" "$host_reqs"
     local key
-    key="$(cat "$host_reqs" "$ICEDIT_REPO/requirements.txt" "$ICEDIT_REPO/requirements-dev.txt" | sha256sum | cut -c1-16)"
+    key="$(cat "$host_reqs" "$ICEDIT_REPO"/requirements{,-headless,-dev}.txt | sha256sum | cut -c1-16)"
     if [ "$(cat "$ICEDIT_VENV/.requirements-key" 2>/dev/null || true)" != "$key" ]; then
         _log "installing ComfyUI's and this pack's requirements into $ICEDIT_VENV"
-        _pip -r "$host_reqs" -r "$ICEDIT_REPO/requirements.txt" \
+        _pip -r "$host_reqs" -r "$ICEDIT_REPO/requirements.txt" -r "$ICEDIT_REPO/requirements-headless.txt" \
             -r "$ICEDIT_REPO/requirements-dev.txt" "${TORCH_PINS[@]}"
         echo "$key" > "$ICEDIT_VENV/.requirements-key"
     fi

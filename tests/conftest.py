@@ -2,18 +2,26 @@
 ComfyUI would import it. Nothing of ComfyUI is mocked."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "headless"))
-import bootstrap  # noqa: E402
 
-bootstrap.import_pack()
-sys.path.insert(0, os.path.join(REPO, "headless"))  # for comfy_host / workflow_api (stdlib-only modules)
-sys.path.insert(0, os.path.join(REPO, "tests"))  # test helpers (reference_flux)
+
+def _load_bootstrap():
+    """headless/bootstrap.py on its own (stdlib only): it imports ComfyUI and then the pack as a package."""
+    spec = importlib.util.spec_from_file_location("icedit_bootstrap", os.path.join(REPO, "headless", "bootstrap.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bootstrap = _load_bootstrap()
+bootstrap.import_pack()  # from here on the headless package is comfyui_icedit.headless
+sys.path.insert(0, os.path.join(REPO, "tests"))  # test helpers (reference_flux, ui_smoke)
 
 CACHE = os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui"))
 
@@ -28,7 +36,7 @@ def smoke_models_dir() -> str:
 @pytest.fixture(scope="session")
 def comfy_server(smoke_models_dir, tmp_path_factory):
     """A real ComfyUI server (main.py, headless) with the pack and the smoke-test models."""
-    import comfy_host
+    from comfyui_icedit.headless import comfy_host
 
     workdir = str(tmp_path_factory.mktemp("comfy-server"))
     yaml_path = comfy_host.write_extra_model_paths(os.path.join(workdir, "extra_model_paths.yaml"),

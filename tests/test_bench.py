@@ -32,3 +32,19 @@ def test_early_filter_benchmark_counts_the_model_evaluations(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads(out.read_text())
     assert [results[v]["nfe"] for v in ("naive_best_of_m", "paper", "resume")] == [2 * 3, 3 + 2 * 1, 2 * 1 + 3 - 1]
+
+
+def test_batch_scale_benchmark_measures_one_and_two_workers(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "batch_scale.py"), "--items", "2",
+                             "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(out.read_text())
+    for key in ("one_worker", "two_workers"):
+        row = results[key]
+        assert row["items"] == 2 and row["items_per_second"] > 0
+        assert 0 <= row["engine_overhead_share"] < 1
+        assert 0 < row["executor_seconds_per_item"] <= row["worker_seconds_per_item"]
+    assert results["speedup_2_vs_1"] == round(results["two_workers"]["items_per_second"]
+                                              / results["one_worker"]["items_per_second"], 3)
+    assert "2 workers / 1 worker" in result.stdout

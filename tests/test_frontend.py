@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-import run_icedit
+from ui_smoke import set_widget, smoke_ui_workflow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(REPO, "test-artifacts", "frontend")
@@ -86,11 +86,15 @@ def test_each_shipped_workflow_opens_cleanly(page, name):
 def test_the_basic_workflow_runs_from_the_page(page, comfy_server, tmp_path):
     source = tmp_path / "browser_source.png"
     Image.new("RGB", (100, 70), (200, 100, 50)).save(source)
-    image_name = comfy_server.upload_image(str(source), name="icedit_browser_source.png")
+    image_name = comfy_server.upload_image(source.read_bytes())
+    info = comfy_server.object_info()
     with open(os.path.join(REPO, "workflows", "icedit_basic.json"), encoding="utf-8") as handle:
-        workflow = run_icedit.smoke_workflow(json.load(handle))
-    workflow = run_icedit.prepare_workflow(workflow, image_name, "make the wall blue", seed=11, steps=2,
-                                           panel_width=64)
+        workflow = smoke_ui_workflow(json.load(handle), info)
+    for node_type, input_name, value in (("LoadImage", "image", image_name),
+                                         ("ICEditPromptEncode", "instruction", "make the wall blue"),
+                                         ("KSampler", "seed", 11), ("KSampler", "steps", 2),
+                                         ("ICEditDiptych", "panel_width", 64)):
+        set_widget(workflow, info, node_type, input_name, value)
     load(page, workflow)
     before = set(comfy_server.get_json("/history"))
     page.evaluate("async () => { await window.app.queuePrompt(0, 1); }")

@@ -31,8 +31,8 @@ def icedit_core_files():
                 yield os.path.join(root, name)
 
 
-@pytest.mark.parametrize("path", list(icedit_core_files()), ids=os.path.basename)
-def test_icedit_core_never_imports_the_host(path):
+def imported_modules(path) -> set[str]:
+    """The top-level names a Python file imports (relative imports left out)."""
     with open(path, encoding="utf-8") as handle:
         tree = ast.parse(handle.read(), path)
     imported = set()
@@ -41,7 +41,37 @@ def test_icedit_core_never_imports_the_host(path):
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             imported.add(node.module.split(".")[0])
-    assert not imported & HOST_MODULES
+    return imported
+
+
+@pytest.mark.parametrize("path", list(icedit_core_files()), ids=os.path.basename)
+def test_icedit_core_never_imports_the_host(path):
+    assert not imported_modules(path) & HOST_MODULES
+
+
+# The headless runner is a client of ComfyUI servers; only the smoke-model generator (and bootstrap, which sets
+# up its in-process ComfyUI) import ComfyUI.
+IN_PROCESS_FILES = ("bootstrap.py", "smoke_models.py", "make_smoke_models.py")
+HEADLESS_CLIENT_FILES = sorted(name for name in os.listdir(os.path.join(REPO, "headless"))
+                               if name.endswith(".py") and name not in IN_PROCESS_FILES)
+
+
+@pytest.mark.parametrize("name", HEADLESS_CLIENT_FILES)
+def test_the_headless_runner_never_imports_comfyui(name):
+    assert not imported_modules(os.path.join(REPO, "headless", name)) & HOST_MODULES
+
+
+def test_every_listed_dependency_is_imported_by_the_pack():
+    """requirements.txt and pyproject's dependencies list nothing that no code of the pack imports."""
+    imported = set()
+    for folder in ("icedit_core", "nodes"):
+        for root, _, files in os.walk(os.path.join(REPO, folder)):
+            imported |= {module for name in files if name.endswith(".py")
+                         for module in imported_modules(os.path.join(root, name))}
+    with open(os.path.join(REPO, "requirements.txt"), encoding="utf-8") as handle:
+        listed = [line.split(">=")[0].split("==")[0].strip() for line in handle if line.strip()
+                  and not line.startswith("#")]
+    assert listed and all(name.replace("-", "_") in imported for name in listed), (listed, sorted(imported))
 
 
 def test_icedit_core_imports_without_comfyui_on_the_path():

@@ -2,7 +2,6 @@
 through the executor on the smoke-test models, errors as ComfyUI reports them, and the README's main job."""
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -13,9 +12,9 @@ import urllib.request
 import pytest
 from PIL import Image
 
-import comfy_host
-import run_icedit
-import workflow_api
+from comfyui_icedit.headless import comfy_host, prompt as prompts
+from comfyui_icedit.headless.model_files import REAL_MODELS
+from ui_smoke import smoke_ui_workflow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_NODES = {"ICEditDiptych", "ICEditPromptEncode", "ICEditFillConditioning", "ICEditModelSamplingFlux",
@@ -38,14 +37,6 @@ def write_source(path, width=100, height=70):
     return str(path)
 
 
-def with_real_model_files(object_info: dict) -> dict:
-    """/object_info as a server that has the official model files would list it."""
-    info = copy.deepcopy(object_info)
-    for (node_type, name), (_, filename, _) in run_icedit.REAL_MODELS.items():
-        workflow_api.combo_choices(info[node_type]["input"]["required"][name]).append(filename)
-    return info
-
-
 def test_the_pack_loads_and_lists_its_nodes(comfy_server):
     info = comfy_server.object_info()
     assert PACK_NODES <= set(info)
@@ -59,16 +50,18 @@ def test_the_pack_loads_and_lists_its_nodes(comfy_server):
                                               if "IMPORT FAILED" in line and "comfyui-icedit" in line]
 
 
+def upload(server, path) -> str:
+    with open(path, "rb") as handle:
+        return server.upload_image(handle.read())
+
+
 @pytest.mark.parametrize("name", WORKFLOWS)
-def test_the_shipped_workflows_validate_against_object_info(comfy_server, tmp_path, name):
+def test_the_shipped_workflows_convert_and_the_server_validates_them(comfy_server, tmp_path, name):
     workflow = load_workflow(name)
-    # The workflow's LoadImage names an example image; a user picks their own, here we upload one.
-    example = next(n for n in workflow["nodes"] if n["type"] == "LoadImage")["widgets_values"][0]
-    comfy_server.upload_image(write_source(tmp_path / "example.png"), name=example)
     info = comfy_server.object_info()
-    types = {node["type"] for node in workflow["nodes"]} - workflow_api.FRONTEND_ONLY
+    types = {node["type"] for node in workflow["nodes"]} - {"Note", "MarkdownNote"}
     assert types <= set(info), f"missing node types: {types - set(info)}"
-    prompt = workflow_api.ui_to_api(workflow, with_real_model_files(info))
+    prompt = prompts.to_api(workflow, info)
     assert {n["class_type"] for n in prompt.values()} == types
     sampler = next(n for n in prompt.values()
                    if n["class_type"] in ("KSampler", "ICEditEarlyFilterSampler", "ICEditMultiTurn"))
@@ -79,32 +72,45 @@ def test_the_shipped_workflows_validate_against_object_info(comfy_server, tmp_pa
         assert (settings["candidates"], settings["early_steps"], settings["mode"]) == (6, 10, "resume")
     encode = next(n for n in prompt.values() if n["class_type"] in ("ICEditPromptEncode", "ICEditMultiTurn"))
     assert encode["inputs"]["guidance"] == 50.0
-    # The real file names, as the official releases name them.
-    for node in prompt.values():
-        for input_name, value in node["inputs"].items():
-            real = run_icedit.REAL_MODELS.get((node["class_type"], input_name))
-            if real:
-                assert value == real[1]
-    # On this server (no real weights) those names are what ComfyUI's validation would reject.
-    with pytest.raises(workflow_api.WorkflowError, match="flux1-fill-dev.safetensors"):
-        workflow_api.ui_to_api(workflow, info)
+    # The real file names, as the official releases name them ...
+    named = {(prompt[i]["class_type"], input_name): value for i, input_name, value in prompts.model_files(prompt)}
+    assert named and all(value == REAL_MODELS[key][1] for key, value in named.items())
+    # ... which this server (no real weights) lacks: the runner's worker check names every one before work ...
+    lacking = prompts.files_the_server_lacks(prompt, info)
+    assert len(lacking) == len(named) and any(item.startswith("UNETLoader.unet_name = ") for item in lacking)
+    # ... and ComfyUI's own validation rejects (it checks V1 combos; V3 stock loaders, e.g. UpscaleModelLoader,
+    # are not validated by ComfyUI 0.3.75, which is why the runner checks files itself).
+    prompt = prompts.with_inputs(prompt, image=upload(comfy_server, write_source(tmp_path / "example.png")))
+    status, raw = comfy_server.post_json("/prompt", {"prompt": prompt})
+    answer = json.loads(raw)
+    assert status == 400 and "Traceback" not in raw.decode()
+    loaders = {node_id for node_id, _, _ in prompts.model_files(prompt)}
+    unet = next(i for i, n in prompt.items() if n["class_type"] == "UNETLoader")
+    assert unet in answer["node_errors"] and set(answer["node_errors"]) <= loaders
 
 
-def test_an_outdated_widget_list_is_a_clear_error(comfy_server):
-    workflow = load_workflow("icedit_basic.json")
-    sampler = next(n for n in workflow["nodes"] if n["type"] == "KSampler")
-    del sampler["widgets_values"][-1]
-    with pytest.raises(workflow_api.WorkflowError, match="out of date"):
-        workflow_api.ui_to_api(workflow, with_real_model_files(comfy_server.object_info()))
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_the_ui_file_and_its_api_form_are_the_same_prompt(comfy_server, name):
+    """The runner converts, then swaps in the smoke models on the API prompt; a user's frontend loads the UI
+    file with those files picked. Both must give ComfyUI the same prompt."""
+    info = comfy_server.object_info()
+    from_api = prompts.smoke_prompt(prompts.to_api(load_workflow(name), info))
+    ui = smoke_ui_workflow(load_workflow(name), info)
+    from_ui = prompts.to_api(ui, info)
+    assert ({k: {**v, "_meta": None} for k, v in from_api.items()} ==
+            {k: {**v, "_meta": None} for k, v in from_ui.items()})
+    for node in ui["nodes"]:  # the swapped loader carries its own type everywhere the frontend looks
+        if node["type"] == "ICEditSmokeTestCLIPLoader":
+            assert node["properties"]["Node name for S&R"] == "ICEditSmokeTestCLIPLoader"
+            assert node["properties"]["cnr_id"] == "comfyui-icedit"
 
 
 def smoke_prompt(server, tmp_path, workflow="icedit_basic.json", instruction="make the sky red", width=100,
                  height=70):
-    name = server.upload_image(write_source(tmp_path / "source.png", width, height), name="icedit_test_source.png")
-    base = run_icedit.smoke_workflow(load_workflow(workflow))
-    prepared = run_icedit.prepare_workflow(base, name, instruction, seed=3, steps=3, panel_width=64, candidates=2,
-                                           early_steps=1)
-    return workflow_api.ui_to_api(prepared, server.object_info())
+    image = upload(server, write_source(tmp_path / "source.png", width, height))
+    api = prompts.smoke_prompt(prompts.to_api(load_workflow(workflow), server.object_info()))
+    values = {"candidates": 2, "early_steps": 1} if "early_filter" in workflow else {}
+    return prompts.with_inputs(api, image=image, instruction=instruction, seed=3, steps=3, panel_width=64, **values)
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
@@ -158,14 +164,19 @@ def test_node_errors_reach_the_user_as_comfyui_reports_them(comfy_server, tmp_pa
         comfy_server.run(prompt, timeout=300)
 
 
+def run_main_job(*args, timeout=600):
+    """The README's main job as a user runs it (python -m headless.run_icedit, what scripts/icedit execs)."""
+    env = {**os.environ, "PYTHONPATH": REPO}
+    return subprocess.run([sys.executable, "-m", "headless.run_icedit", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
 @pytest.mark.parametrize("workflow", ["basic", "early_filter", "upscale"])
 def test_the_main_job_command_edits_through_a_running_server(comfy_server, tmp_path, workflow):
     source = write_source(tmp_path / "photo.png", 90, 120)
     output = tmp_path / "out"
-    result = subprocess.run([sys.executable, os.path.join(REPO, "headless", "run_icedit.py"),
-                             "--server", comfy_server.url, "--workflow", workflow,
-                             "--edit", source, "make the shirt blue", "--output", str(output), "--steps", "3"],
-                            capture_output=True, text=True, timeout=600)
+    result = run_main_job("--server", comfy_server.url, "--workflow", workflow, "--smoke-test",
+                          "--edit", source, "make the shirt blue", "--output", output, "--steps", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SMOKE TEST" in result.stdout
     scale = 2 if workflow == "upscale" else 1  # the smoke-test upscaler is 2x
@@ -173,6 +184,8 @@ def test_the_main_job_command_edits_through_a_running_server(comfy_server, tmp_p
         assert edited.size == (90 * scale, 120 * scale)
     with Image.open(output / "photo_comparison.png") as comparison:
         assert comparison.size == (180, 120)
+    ledger = [json.loads(line) for line in (output / "results.jsonl").read_text().splitlines()]
+    assert [(e["id"], e["status"], e["workflow"]) for e in ledger] == [("photo", "ok", workflow)]
 
 
 def test_the_workflows_are_served_as_templates(comfy_server):
@@ -190,8 +203,7 @@ def test_a_missing_model_file_is_comfyuis_own_validation_error(comfy_server, tmp
     prompt = smoke_prompt(comfy_server, tmp_path, "icedit_moe.json")
     loader = next(n for n in prompt.values() if n["class_type"] == "ICEditMoELoRALoader")
     loader["inputs"]["lora_name"] = "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors"  # not on this server
-    status, raw = comfy_server._request("POST", "/prompt", json.dumps({"prompt": prompt}).encode(),
-                                        {"Content-Type": "application/json"})
+    status, raw = comfy_server.post_json("/prompt", {"prompt": prompt})
     answer = json.loads(raw)
     assert status in (200, 400), answer  # 200 when some outputs stay valid: node_errors tells
     loader_id = next(i for i, n in prompt.items() if n["class_type"] == "ICEditMoELoRALoader")
@@ -207,8 +219,7 @@ def test_a_shifted_widget_value_in_our_nodes_is_a_validation_error(comfy_server,
     prompt = smoke_prompt(comfy_server, tmp_path, "icedit_early_filter.json")
     sampler_id, sampler = next((i, n) for i, n in prompt.items() if n["class_type"] == "ICEditEarlyFilterSampler")
     sampler["inputs"]["mode"], sampler["inputs"]["judge_mode"] = "pairwise", "resume"  # values one slot off
-    status, raw = comfy_server._request("POST", "/prompt", json.dumps({"prompt": prompt}).encode(),
-                                        {"Content-Type": "application/json"})
+    status, raw = comfy_server.post_json("/prompt", {"prompt": prompt})
     answer = json.loads(raw)
     assert set(answer["node_errors"]) == {sampler_id}
     details = answer["node_errors"][sampler_id]["errors"][0]["details"]
@@ -218,12 +229,12 @@ def test_a_shifted_widget_value_in_our_nodes_is_a_validation_error(comfy_server,
 def test_three_turns_through_the_real_executor_reproduce_with_the_same_seeds(comfy_server, tmp_path):
     source = write_source(tmp_path / "turns.png", 90, 60)
 
-    def run_once(upload_name):
-        name = comfy_server.upload_image(source, name=upload_name)
-        workflow = run_icedit.smoke_workflow(load_workflow("icedit_multiturn.json"))
-        workflow = run_icedit.prepare_workflow(workflow, name, "make it red\nadd a hat\nmake it snowy", seed=5,
-                                               steps=2, panel_width=64)
-        entry = comfy_server.run(workflow_api.ui_to_api(workflow, comfy_server.object_info()), timeout=600)
+    def run_once():
+        name = upload(comfy_server, source)
+        api = prompts.smoke_prompt(prompts.to_api(load_workflow("icedit_multiturn.json"), comfy_server.object_info()))
+        prompt = prompts.with_inputs(api, image=name, instruction="make it red\nadd a hat\nmake it snowy", seed=5,
+                                     steps=2, panel_width=64)
+        entry = comfy_server.run(prompt, timeout=600)
         images = [i for output in entry["outputs"].values() for i in output.get("images", [])]
         texts = [t for output in entry["outputs"].values() for t in output.get("text", [])]
         turns = sorted((i for i in images if i["filename"].startswith("turns")), key=lambda i: i["filename"])
@@ -232,11 +243,14 @@ def test_three_turns_through_the_real_executor_reproduce_with_the_same_seeds(com
             with Image.open(os.path.join(comfy_server.workdir, "output", image["subfolder"], image["filename"])) as png:
                 assert png.size == (90, 60)
                 pixels.append(png.tobytes())
-        return pixels, texts
+        cached = [data["nodes"] for kind, data in entry["status"]["messages"] if kind == "execution_cached"]
+        return pixels, texts, [node for nodes in cached for node in nodes]
 
-    # Two uploads under different names: the second run is executed again, not served from ComfyUI's cache.
-    first, texts = run_once("icedit_turns_a.png")
-    second, _ = run_once("icedit_turns_b.png")
+    # The second run must be executed again, not served from ComfyUI's cache: /free resets the executor's cache.
+    first, texts, _ = run_once()
+    comfy_server.post_json("/free", {"free_memory": True, "unload_models": True})
+    second, _, cached = run_once()
+    assert cached == []
     assert len(first) == 4  # the source and three turns
     assert any("turn 1: seed 5: make it red" in t and "turn 3: seed 7: make it snowy" in t for t in texts)
     assert first == second

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-import build_workflows
 import pytest
+
+from comfyui_icedit.headless import build_workflows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UI_FIELDS = ("id", "type", "pos", "size", "flags", "order", "mode", "properties")
@@ -15,7 +16,7 @@ UI_FIELDS = ("id", "type", "pos", "size", "flags", "order", "mode", "properties"
 @pytest.mark.parametrize("variant", build_workflows.VARIANTS)
 def test_committed_workflow_is_the_built_one(variant):
     with open(os.path.join(REPO, "workflows", f"icedit_{variant}.json"), encoding="utf-8") as handle:
-        assert json.load(handle) == build_workflows.build(variant), "run: python headless/build_workflows.py"
+        assert json.load(handle) == build_workflows.build(variant), "run: python -m headless.build_workflows"
 
 
 @pytest.mark.parametrize("variant", build_workflows.VARIANTS)

@@ -1,0 +1,475 @@
+"""The batch engine: plans a run against the ledger, hands items to workers that pull the next one when free,
+writes each result atomically and then its ledger line, retries what a worker fault broke.
+
+One worker on this machine runs in the driver's own process. Several workers, or a Ray cluster, run as Ray
+actors (one ComfyUI server each, its GPU assigned by Ray); the driver keeps the futures itself and waits with
+`ray.wait`, because `ray.util.ActorPool.get_next_unordered` cannot say which item a dead actor was holding.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import items as itemlib, prompt as prompts
+from .progress import Progress
+from .comfy_host import ComfyServer
+from .worker import EditWorker
+
+HEADLESS_DIR = os.path.dirname(os.path.abspath(__file__))
+SMOKE_NOTICE = ("SMOKE TEST: the real ICEdit weights were not found, so this run uses small random-weight "
+                "models. The images it writes are noise, not edits; they show that the whole path runs.")
+SMOKE_DEFAULTS = {"steps": 4, "panel_width": 64, "candidates": 3, "early_steps": 2}
+REAL_DEFAULTS = {"steps": 28, "panel_width": 512, "candidates": None, "early_steps": None}
+ACTOR_RESTARTS = 2  # Ray restarts a worker actor whose process died this many times before giving it up
+
+
+class RunError(RuntimeError):
+    """The run cannot start (bad option, no usable worker); one line for the user."""
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything a run needs, set once from the command line (or by evaluate.py)."""
+    output: str
+    workflow: str = "basic"
+    seed: int = 42
+    steps: int | None = None
+    panel_width: int | None = None
+    candidates: int | None = None
+    early_steps: int | None = None
+    models_dir: str | None = None
+    servers: list[str] = dataclasses.field(default_factory=list)
+    workers: int | None = None
+    ray_address: str | None = None
+    retries: int = 2
+    item_timeout: float = 1800.0
+    smoke_test: bool = False
+    cache: str = os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui"))
+    comfyui_path: str | None = None
+    quiet: bool = False
+
+
+@dataclasses.dataclass
+class Summary:
+    total: int = 0
+    edited: int = 0  # new edits made by this run
+    already_done: int = 0
+    failed: int = 0
+    conflicts: int = 0
+    smoke: bool = False
+    seconds: float = 0.0  # the whole run, start-up included
+    dispatch_seconds: float = 0.0  # from the first item handed out to the last result written
+    executor_seconds: float = 0.0  # summed over items: time inside ComfyUI's executor
+    failed_ids: list = dataclasses.field(default_factory=list)
+
+
+def run(config: RunConfig, items: list[itemlib.Item], log=print) -> Summary:
+    started = time.monotonic()
+    _check_output_folder(config.output)
+    ledger = itemlib.Ledger(config.output)
+    attempts_log = os.path.join(config.output, "attempts.log")
+    workflows = sorted({item.workflow or config.workflow for item in items})
+    for item in items:
+        if item.error is None and (item.workflow or config.workflow) not in prompts.WORKFLOWS:
+            item.error = f"{item.where}: no shipped workflow {item.workflow!r} (choose from {sorted(prompts.WORKFLOWS)})"
+    workflows = [name for name in workflows if name in prompts.WORKFLOWS]
+    smoke = _decide_smoke(config, workflows, log)
+    defaults = {**(SMOKE_DEFAULTS if smoke else REAL_DEFAULTS), "seed": config.seed, "workflow": config.workflow}
+    for key in ("steps", "panel_width", "candidates", "early_steps"):
+        if getattr(config, key) is not None:
+            defaults[key] = getattr(config, key)
+
+    summary = Summary(total=len(items), smoke=smoke)
+    todo = _plan(items, ledger, defaults, config.output, summary, log)
+    if summary.already_done:
+        log(f"{summary.already_done} of {len(items)} items are already done in {config.output} (results.jsonl); "
+            "skipping them")
+    if not todo:
+        log("nothing to edit")
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    setup = _worker_setup(config, {name: prompts.load_workflow(name) for name in workflows}, smoke, log)
+    backend = _backend(config, setup, log)
+    progress = Progress(len(todo), quiet=config.quiet, log=log)
+    backend.progress = progress
+    try:
+        reports = backend.start()
+        live = [report["worker"] for report in reports if report["ok"]]
+        if not live:
+            raise RunError("no worker is ready: " + "; ".join(f"{r['worker']}: {' '.join(r['problems'])}"
+                                                              for r in reports))
+        dispatch_started = time.monotonic()
+        _dispatch(backend, live, todo, config, ledger, progress, summary, attempts_log, log)
+        summary.dispatch_seconds = time.monotonic() - dispatch_started
+    finally:
+        progress.close()
+        backend.close()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+# -- planning ---------------------------------------------------------------------------------------------------
+def _check_output_folder(output: str) -> None:
+    """Found before any edit, not after: the folder can be made and written."""
+    try:
+        os.makedirs(output, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=output, prefix=".icedit-write-test-", delete=True)
+        probe.close()
+    except OSError as error:
+        raise RunError(f"--output {output}: cannot write there ({error.strerror})") from None
+
+
+def _decide_smoke(config: RunConfig, workflows: list[str], log) -> bool:
+    if config.smoke_test:
+        return True
+    if config.servers:
+        return _server_lacks_real_files(config.servers[0], workflows, log)
+    comfy_models = os.path.join(config.comfyui_path, "models") if config.comfyui_path else None
+    model_dirs = [d for d in (config.models_dir, comfy_models) if d]
+    missing = {entry for name in workflows
+               for entry in prompts.real_files_missing(prompts.load_workflow(name), model_dirs)}
+    if missing:
+        log("real weights not found (looked in " + ", ".join(model_dirs) + "): " + ", ".join(sorted(missing)))
+        log(SMOKE_NOTICE)
+    return bool(missing)
+
+
+def _server_lacks_real_files(url: str, workflows: list[str], log) -> bool:
+    """Whether a running server lacks any of the official files the workflows load (then the run uses the
+    smoke-test stand-ins, which each worker's check then looks for)."""
+    server = ComfyServer(url=url)
+    server.start()
+    info = server.object_info()
+    lacking = sorted({entry for name in workflows
+                      for entry in prompts.files_the_server_lacks(prompts.to_api(prompts.load_workflow(name), info),
+                                                                  info)})
+    if lacking:
+        log(f"the server at {server.url} lists no real weights for " + "; ".join(lacking))
+        log(SMOKE_NOTICE)
+    return bool(lacking)
+
+
+def _plan(items, ledger, defaults, output, summary, log) -> list[dict]:
+    """The tasks this run must do; bad rows are recorded as failed, finished ones skipped, conflicts refused."""
+    todo = []
+    for item in items:
+        settings = item.settings(defaults)
+        if item.error is None:
+            try:
+                image_bytes, _ = itemlib.upload_bytes(item.image)
+            except itemlib.ItemError as error:
+                item.error = f"{item.where}: {error}"
+        if item.error is not None:
+            log(f"bad row: {item.error}")
+            ledger.record({"id": item.id, "status": "failed", "error": item.error, "image": item.image,
+                           "instruction": item.instruction, "seed": settings["seed"],
+                           "workflow": settings["workflow"], "outputs": [], "worker": None, "seconds": 0})
+            summary.failed += 1
+            summary.failed_ids.append(item.id)
+            continue
+        key = itemlib.content_key(image_bytes, settings)
+        if ledger.done(item.id, key):
+            summary.already_done += 1
+            continue
+        foreign = [name for name in (f"{item.id}_edited.png", f"{item.id}_comparison.png")
+                   if ledger.state.get(item.id) is None and os.path.exists(os.path.join(output, name))]
+        if ledger.conflict(item.id, key) or foreign:
+            log(f"not edited: {item.where}: {output} already holds "
+                + (f"files of id {item.id!r} that results.jsonl does not list ({', '.join(sorted(foreign))})"
+                   if foreign else f"an edit with id {item.id!r} made from another image or settings")
+                + "; give the item another id or use another --output (nothing is overwritten)")
+            summary.conflicts += 1
+            continue
+        values = {"instruction": item.instruction, "seed": settings["seed"], "steps": settings["steps"],
+                  "panel_width": settings["panel_width"]}
+        if settings["workflow"] == "early_filter":
+            values.update(candidates=settings["candidates"], early_steps=settings["early_steps"])
+        todo.append({"id": item.id, "image": item.image, "workflow": settings["workflow"], "values": values,
+                     "key": key, "where": item.where, "failed_on": []})
+    return todo
+
+
+def _worker_setup(config: RunConfig, workflows: dict, smoke: bool, log) -> dict:
+    setup = {"workflows": workflows, "smoke": smoke, "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    if config.servers:
+        return setup
+    from . import bootstrap
+
+    smoke_dir = ensure_smoke_models(sys.executable, config.cache, log) if smoke else None
+    setup.update(comfyui_path=config.comfyui_path or bootstrap.comfyui_path(), python=sys.executable,
+                 custom_nodes=os.path.join(bootstrap.PACK_ROOT, ".host", "custom_nodes"),
+                 model_dirs=[d for d in (config.models_dir, smoke_dir) if d])
+    return setup
+
+
+def ensure_smoke_models(python: str, cache: str, log=print) -> str:
+    """The smoke-test model folder, generated once in a separate process (it imports ComfyUI)."""
+    result = subprocess.run([python, "-m", "headless.make_smoke_models", "--cache", cache],
+                            cwd=os.path.dirname(HEADLESS_DIR), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RunError(f"generating the smoke-test models failed:\n{result.stderr[-3000:]}")
+    for line in result.stderr.splitlines():  # its own messages, not ComfyUI's import-time warnings
+        if line.startswith("generating"):
+            log(line)
+    return result.stdout.strip().splitlines()[-1]
+
+
+# -- dispatching ------------------------------------------------------------------------------------------------
+def _dispatch(backend, live, todo, config, ledger, progress, summary, attempts_log, log) -> None:
+    queue = collections.deque(todo)
+    idle = list(live)
+    busy: dict[str, dict] = {}
+    while queue or busy:
+        if not live:
+            raise RunError("every worker is gone; the ledger keeps what finished - run the same command again")
+        for name in list(idle):  # an idle worker always finds a task while any is queued (see _next_task_for)
+            task = _next_task_for(name, queue, live)
+            if task is None:
+                continue
+            try:
+                payload = _payload(task, config)
+            except itemlib.ItemError as error:  # the file changed or went away since the run began
+                _record_failure(task, f"{task['where']}: {error}", ledger, summary, progress)
+                continue
+            idle.remove(name)
+            busy[name] = task
+            backend.submit(name, payload)
+            progress.working(name, task["id"])
+        if not busy:
+            continue
+        finished = backend.wait(timeout=1.0)
+        progress.refresh()
+        for name, result in finished:
+            task = busy.pop(name)
+            progress.working(name, None)
+            if backend.alive(name):
+                idle.append(name)
+            elif name in live:
+                live.remove(name)
+                log(f"worker {name} is gone for good (its process died {ACTOR_RESTARTS + 1} times)")
+            if result["status"] == "ok":
+                _write_result(task, result, config.output, ledger, summary, progress)
+                continue
+            task["failed_on"].append(name)
+            task["last_error"] = result["error"]
+            with open(attempts_log, "a", encoding="utf-8") as handle:
+                handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {task['id']} on {name}: {result['error']}\n")
+            # Retried up to --retries times, on another worker when there is one; failing on two is final.
+            retry = len(task["failed_on"]) <= config.retries and len(set(task["failed_on"])) < 2
+            if retry and not result.get("final"):
+                log(f"retrying {task['id']} ({task['where']}) after: {result['error'].splitlines()[0]}")
+                queue.appendleft(task)
+            else:
+                _record_failure(task, result["error"], ledger, summary, progress, worker=name,
+                                seconds=result.get("seconds", 0))
+
+
+def _next_task_for(name, queue, live):
+    """The first queued item this worker has not failed, or that no other live worker could take instead."""
+    for task in queue:
+        others = [w for w in live if w != name and w not in task["failed_on"]]
+        if name not in task["failed_on"] or not others:
+            queue.remove(task)
+            return task
+    return None
+
+
+def _payload(task: dict, config: RunConfig) -> dict:
+    image_bytes, extension = itemlib.upload_bytes(task["image"])  # read again: a batch never sits in memory
+    return {"id": task["id"], "image_bytes": image_bytes, "extension": extension, "workflow": task["workflow"],
+            "values": task["values"], "timeout": config.item_timeout}
+
+
+def _write_result(task, result, output, ledger, summary, progress) -> None:
+    written = []
+    # The files and their ledger line are one step that Ctrl-C or SIGTERM cannot split: the signals wait.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        for kind, filename, data in result["outputs"]:
+            name = f"{task['id']}_{kind}.png" if kind in ("edited", "comparison") else f"{task['id']}_{filename}"
+            itemlib.write_atomically(os.path.join(output, name), data)
+            written.append(name)
+        _record_ok(task, result, written, ledger)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    summary.edited += 1
+    summary.executor_seconds += result["executor_seconds"]
+    progress.finished(task["id"], True, result["worker"], result["seconds"], [os.path.join(output, n) for n in written],
+                      result["texts"])
+
+
+def _record_ok(task, result, written, ledger) -> None:
+    ledger.record({"id": task["id"], "status": "ok", "outputs": sorted(written), "key": task["key"],
+                   "image": task["image"], "instruction": task["values"]["instruction"],
+                   "seed": task["values"]["seed"], "workflow": task["workflow"], "worker": result["worker"],
+                   "seconds": round(result["seconds"], 3), "executor_seconds": round(result["executor_seconds"], 3),
+                   "error": None, "report": result["texts"]})
+
+
+def _record_failure(task, error, ledger, summary, progress, worker=None, seconds=0.0) -> None:
+    ledger.record({"id": task["id"], "status": "failed", "outputs": [], "key": task["key"], "image": task["image"],
+                   "instruction": task["values"]["instruction"], "seed": task["values"]["seed"],
+                   "workflow": task["workflow"], "worker": worker, "seconds": round(seconds, 3), "error": error})
+    summary.failed += 1
+    summary.failed_ids.append(task["id"])
+    progress.finished(task["id"], False, worker, seconds, [], [error])
+
+
+# -- backends ---------------------------------------------------------------------------------------------------
+def _backend(config: RunConfig, setup: dict, log):
+    count = config.workers or (len(config.servers) if config.servers else _visible_gpus() or 1)
+    if config.servers and config.workers and config.workers != len(config.servers):
+        raise RunError(f"--workers {config.workers} with {len(config.servers)} --servers: with --servers there "
+                       "is one worker per server")
+    if count == 1 and not config.ray_address:
+        return LocalBackend([{**setup, "url": config.servers[0]} if config.servers else setup], log)
+    setups = [{**setup, "url": url} for url in config.servers] if config.servers else [setup] * count
+    return RayBackend(setups, config, log)
+
+
+def _visible_gpus() -> int:
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = [line for line in listing.stdout.splitlines() if line.startswith("GPU ")]
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip()])
+    return len(gpus)
+
+
+def _announce(report: dict, log) -> bool:
+    where = f"{report['url']}" + (f", ComfyUI pid {report['pid']}" if report.get("pid") else "")
+    if report["ok"]:
+        log(f"worker {report['worker']} ready on {report['host']} ({where})")
+    else:
+        log(f"worker {report['worker']} on {report['host']} ({where}) gets no items: " + "; ".join(report["problems"]))
+    return report["ok"]
+
+
+class LocalBackend:
+    """One worker in this process: `submit` does the item at once, `wait` hands its result back."""
+
+    def __init__(self, setups, log):
+        self.worker = EditWorker(setups[0], "w1")
+        self.log = log
+        self.done = []
+        self.progress = None  # set by run(): the step display of the item in hand
+
+    def start(self) -> list[dict]:
+        server = self.worker.server
+        self.log(f"using the ComfyUI server at {server.url}" if server.external else
+                 f"starting ComfyUI ({server.comfyui_path}); log: {server.log_path}")
+        report = self.worker.start()
+        _announce(report, self.log)
+        return [report]
+
+    def submit(self, name, payload) -> None:
+        def on_progress(text):
+            self.progress.working(name, f"{payload['id']} ({text})")
+        self.done.append((name, self.worker.edit(payload, on_progress)))
+
+    def wait(self, timeout):
+        done, self.done = self.done, []
+        return done
+
+    def alive(self, name) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.worker.stop()
+
+
+class RayBackend:
+    """Worker actors on a local Ray instance (started here, stopped at the end) or on the cluster at
+    --ray-address. The driver reads images and writes results; bytes travel through Ray, so no shared
+    filesystem is needed."""
+
+    def __init__(self, setups, config: RunConfig, log):
+        self.setups, self.config, self.log = setups, config, log
+        self.actors, self.futures, self.deaths = {}, {}, collections.Counter()
+        self.temp_dir = None
+
+    def start(self) -> list[dict]:
+        if not self.config.ray_address:
+            # A local instance stays on loopback, out of the home folder, and quiet; Ray reads these on import.
+            for name, value in (("RAY_AUTH_MODE", "disabled"), ("RAY_USAGE_STATS_ENABLED", "0"),
+                                ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")):
+                os.environ.setdefault(name, value)
+        import ray
+
+        runtime_env = {"py_modules": [HEADLESS_DIR], "env_vars": {"PYTHONUNBUFFERED": "1"}}
+        if self.config.ray_address:
+            ray.init(address=self.config.ray_address, runtime_env=runtime_env, log_to_driver=False)
+        else:
+            self.temp_dir = tempfile.mkdtemp(prefix="icedit-ray-", dir="/tmp")
+            ray.init(num_cpus=max(len(self.setups), os.cpu_count() or 1), include_dashboard=False,
+                     _temp_dir=self.temp_dir, log_to_driver=False, runtime_env=runtime_env)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        per_worker_gpus = 1 if gpus >= 1 and not self.setups[0].get("url") else 0
+        self.log(f"Ray: {len(self.setups)} workers on {ray.cluster_resources().get('CPU', 0):.0f} CPUs"
+                 f"{f', {gpus:.0f} GPUs (one each)' if per_worker_gpus else ''}")
+        # Two threads per actor: stop() can end the server while edit() waits on it (Ctrl-C mid-item).
+        actor_class = ray.remote(EditWorker).options(num_cpus=1, num_gpus=per_worker_gpus, max_concurrency=2,
+                                                     max_restarts=ACTOR_RESTARTS, max_task_retries=0)
+        for index, setup in enumerate(self.setups, 1):
+            self.actors[f"w{index}"] = actor_class.remote(setup, f"w{index}")
+        reports = ray.get([actor.start.remote() for actor in self.actors.values()])
+        for report in reports:
+            if not _announce(report, self.log):
+                self._drop(report["worker"])
+        return reports
+
+    def submit(self, name, payload) -> None:
+        self.futures[self.actors[name].edit.remote(payload)] = (name, payload["id"])
+
+    def wait(self, timeout):
+        import ray
+        from ray.exceptions import RayActorError
+
+        ready, _ = ray.wait(list(self.futures), num_returns=1, timeout=timeout)
+        finished = []
+        for ref in ready:
+            name, item_id = self.futures.pop(ref)
+            try:
+                finished.append((name, ray.get(ref)))
+            except RayActorError as error:
+                self.deaths[name] += 1
+                if self.deaths[name] > ACTOR_RESTARTS:
+                    self._drop(name)
+                finished.append((name, {"id": item_id, "worker": name, "status": "failed",
+                                        "error": f"worker {name}'s process died ({type(error).__name__})",
+                                        "outputs": [], "texts": [], "seconds": 0.0, "executor_seconds": 0.0}))
+        return finished
+
+    def alive(self, name) -> bool:
+        return name in self.actors
+
+    def _drop(self, name) -> None:
+        import ray
+
+        actor = self.actors.pop(name, None)
+        if actor is not None:
+            ray.kill(actor, no_restart=True)
+
+    def close(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            return
+        try:  # each actor ends its server and removes its folder; a dead actor's server died with it
+            ray.get([actor.stop.remote() for actor in self.actors.values()], timeout=30)
+        except Exception:  # noqa: BLE001
+            pass
+        ray.shutdown()
+        if self.temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)

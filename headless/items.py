@@ -1,0 +1,309 @@
+"""What a batch is made of: items read from `--edit` pairs, a JSONL or CSV manifest, or a folder of images with
+sidecar instructions; each image checked and made ready for upload; and the ledger (results.jsonl) that makes a
+run resumable. Stdlib + Pillow.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import time
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+MANIFEST_COLUMNS = ("image", "instruction", "id", "seed", "mask", "workflow", "steps")
+
+
+class ItemError(ValueError):
+    """A row that cannot be edited (missing file, empty instruction, unreadable image); names where it came from."""
+
+
+@dataclasses.dataclass
+class Item:
+    id: str
+    image: str  # absolute path
+    instruction: str
+    where: str  # "manifest.jsonl line 7", for messages
+    seed: int | None = None
+    steps: int | None = None
+    workflow: str | None = None
+    mask: str | None = None
+    error: str | None = None  # set for a bad row: recorded as failed, never edited
+
+    def settings(self, defaults: dict) -> dict:
+        """The values that decide this item's edit (what the ledger's key is made of)."""
+        return {"seed": self.seed if self.seed is not None else defaults["seed"],
+                "steps": self.steps if self.steps is not None else defaults["steps"],
+                "workflow": self.workflow or defaults["workflow"],
+                "panel_width": defaults["panel_width"], "candidates": defaults.get("candidates"),
+                "early_steps": defaults.get("early_steps"), "instruction": self.instruction}
+
+
+# -- reading items ----------------------------------------------------------------------------------------------
+def from_edit_pairs(pairs: list[tuple[str, str]]) -> list[Item]:
+    rows = [{"image": image, "instruction": instruction} for image, instruction in pairs]
+    return from_rows(rows, base=os.getcwd(), where=[f"--edit #{n + 1}" for n in range(len(rows))])
+
+
+def read_batch(path: str) -> list[Item]:
+    """Items from a JSONL or CSV manifest, or from a folder of images with a NAME.txt instruction beside each."""
+    if os.path.isdir(path):
+        return _from_folder(path)
+    if not os.path.isfile(path):
+        raise ItemError(f"--batch {path}: no such file or folder")
+    base = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    rows, where = [], []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            if path.lower().endswith(".csv"):
+                reader = csv.DictReader(handle)
+                if not reader.fieldnames or "image" not in reader.fieldnames or "instruction" not in reader.fieldnames:
+                    raise ItemError(f"{path}: a CSV manifest needs the columns image and instruction "
+                                    f"(found {reader.fieldnames})")
+                for row in reader:
+                    extra = row.pop(None, None)  # fields past the header: an unquoted comma split a value
+                    rows.append({k: v for k, v in row.items() if k and v not in (None, "")})
+                    if extra and any(extra):
+                        rows[-1]["_error"] = (f"{len(extra)} more field(s) than the header has columns; "
+                                              "quote a value that holds a comma")
+                    where.append(f"{name} line {reader.line_num}")
+            else:
+                for number, line in enumerate(handle, 1):
+                    if not line.strip() or line.lstrip().startswith("#"):
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as error:
+                        row = {"_error": f"not a JSON object ({error.msg})"}
+                    if not isinstance(row, dict):
+                        row = {"_error": "not a JSON object"}
+                    rows.append(row)
+                    where.append(f"{name} line {number}")
+    except UnicodeDecodeError:
+        raise ItemError(f"{path}: not UTF-8 text; save the manifest as UTF-8") from None
+    if not rows:
+        raise ItemError(f"{path}: no items")
+    return from_rows(rows, base, where)
+
+
+def _from_folder(folder: str) -> list[Item]:
+    rows, where = [], []
+    for name in sorted(os.listdir(folder)):
+        if not name.lower().endswith(IMAGE_EXTENSIONS):
+            continue
+        stem = os.path.splitext(name)[0]
+        sidecar = os.path.join(folder, stem + ".txt")
+        row = {"image": name}  # its id comes from the file name, like a manifest row without one
+        if os.path.isfile(sidecar):
+            try:  # utf-8-sig: Notepad's byte order mark is no part of the instruction
+                with open(sidecar, encoding="utf-8-sig") as handle:
+                    row["instruction"] = handle.read().strip()
+            except UnicodeDecodeError:
+                row["_error"] = f"{stem}.txt is not UTF-8 text"
+            except OSError as error:
+                row["_error"] = f"cannot read {stem}.txt ({error.strerror})"
+        else:
+            row["_error"] = f"no instruction file {stem}.txt beside it"
+        rows.append(row)
+        where.append(os.path.join(os.path.basename(os.path.normpath(folder)), name))
+    if not rows:
+        raise ItemError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return from_rows(rows, folder, where)
+
+
+def from_rows(rows: list[dict], base: str, where: list[str]) -> list[Item]:
+    """Items from manifest rows (dicts of MANIFEST_COLUMNS); `where` names each row's origin for messages.
+    A bad row becomes an item with `error` set, never an exception."""
+    items, taken = [], set()
+    for row, origin in zip(rows, where, strict=True):
+        error = row.get("_error")
+        image = str(row.get("image") or "")
+        path = os.path.normpath(os.path.join(base, os.path.expanduser(image))) if image else ""
+        explicit_id = str(row["id"]).strip() if row.get("id") not in (None, "") else None
+        item_id = explicit_id or _free_id(_id_from_file_name(path), taken)
+        if explicit_id is not None and item_id in taken:  # a bad row too: its failure is recorded under its id
+            error = error or f"id {item_id!r} is used by an earlier row"
+            item_id = _free_id(item_id, taken)
+        taken.add(item_id)
+        item = Item(id=item_id, image=path, instruction=str(row.get("instruction") or "").strip(), where=origin)
+        if error is None:
+            unknown = sorted(set(row) - set(MANIFEST_COLUMNS))
+            if unknown:
+                error = f"unknown columns {unknown} (known: {', '.join(MANIFEST_COLUMNS)})"
+        try:
+            item.seed = _int(row, "seed", 0, 2 ** 64 - 1)
+            item.steps = _int(row, "steps", 1, 10000)
+        except ItemError as bad:
+            error = error or str(bad)
+        item.workflow = row.get("workflow") or None
+        if row.get("mask"):
+            item.mask = os.path.normpath(os.path.join(base, row["mask"]))
+            error = error or "the mask column is not used by the shipped workflows yet; remove it"
+        if error is None and not image:
+            error = "no image given"
+        if error is None and not item.instruction:
+            error = "the instruction is empty"
+        if error is None and not os.path.isfile(path):
+            error = f"no such image: {path}"
+        if error is None and not _is_safe_id(item_id):
+            error = f"id {item_id!r} cannot be a file name (use letters, digits, '.', '_' and '-')"
+        item.error = f"{origin}: {error}" if error else None
+        items.append(item)
+    return items
+
+
+def _int(row: dict, key: str, low: int, high: int) -> int | None:
+    if row.get(key) in (None, ""):
+        return None
+    try:
+        value = int(str(row[key]).strip())
+    except ValueError:
+        raise ItemError(f"{key} = {row[key]!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ItemError(f"{key} = {value} is outside [{low}, {high}]")
+    return value
+
+
+def _id_from_file_name(path: str) -> str:
+    """'my photo (2).png' -> 'my_photo_2': a file-name-safe id from the image's name."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)
+    return "_".join(part for part in safe.split("_") if part).strip(".") or "item"
+
+
+def _free_id(stem: str, taken: set) -> str:
+    candidate, n = stem, 2
+    while candidate in taken:
+        candidate, n = f"{stem}-{n}", n + 1
+    return candidate
+
+
+def _is_safe_id(item_id: str) -> bool:
+    return bool(item_id) and item_id not in (".", "..") and all(c.isalnum() or c in "._-" for c in item_id)
+
+
+# -- images -----------------------------------------------------------------------------------------------------
+def upload_bytes(path: str) -> tuple[bytes, str]:
+    """The bytes to upload for an image file, and their extension, after checking the file is a whole,
+    single-frame image. Files ComfyUI's LoadImage reads as they are go unchanged (it applies the EXIF
+    orientation itself); 16-bit and other high-depth images, which LoadImage would turn white, are converted to
+    8-bit PNG here (orientation applied). Raises ItemError naming the file."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ItemError(f"{path}: cannot read it ({error.strerror})") from None
+    if not data:
+        raise ItemError(f"{path}: the file is empty (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            frames = getattr(image, "n_frames", 1)
+            # A phone's MPO is a JPEG with a hidden second image; LoadImage reads only the first: one picture.
+            if frames > 1 and image.format != "MPO":
+                raise ItemError(f"{path}: an animated image with {frames} frames; ICEdit edits one picture - "
+                                "save the frame you want as a PNG")
+            image.load()  # decodes every row: a truncated file fails here
+            mode = image.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.startswith("I;16"):
+                converted = _to_8bit(ImageOps.exif_transpose(image))
+                out = io.BytesIO()
+                converted.save(out, format="PNG")
+                return out.getvalue(), ".png"
+            extension = "." + (image.format or "png").lower().replace("jpeg", "jpg").replace("mpo", "jpg")
+    except ItemError:
+        raise
+    except UnidentifiedImageError:
+        raise ItemError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ItemError(f"{path}: the image is damaged or truncated ({error})") from None
+    return data, extension
+
+
+def _to_8bit(image):
+    """A 16-bit or 32-bit greyscale image as 8-bit RGB, scaled by the depth the values actually use."""
+    import numpy as np
+    from PIL import Image
+
+    values = np.asarray(image).astype(np.float64)
+    top = 65535.0 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
+    if image.mode == "F":
+        top = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+    eight = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(eight, mode="L").convert("RGB")
+
+
+def content_key(image_bytes: bytes, settings: dict) -> str:
+    """What an item's result depends on: the uploaded image and every setting. Same key, same edit."""
+    digest = hashlib.sha256(image_bytes)
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+# -- the ledger -------------------------------------------------------------------------------------------------
+class Ledger:
+    """DIR/results.jsonl: one line per finished item; the last line for an id is its state. Lines are appended
+    only after the item's files exist, and flushed to disk one by one, so a run killed at any point leaves a
+    ledger that the next run continues from."""
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, "results.jsonl")
+        self.state: dict[str, dict] = {}
+        self._cut_off_at: int | None = None  # where a cut-off last line starts; dropped before the next record
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as handle:  # bytes: a write cut short may end inside a character
+                lines = handle.read().split(b"\n")
+            end = 0
+            for number, line in enumerate(lines, 1):
+                start, end = end, end + len(line) + 1
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:  # not JSON, or not UTF-8
+                    if b"\n".join(lines[number:]):  # only the very last line may be cut short
+                        raise ItemError(f"{self.path} line {number} is not JSON; the ledger is damaged") from None
+                    self._cut_off_at = start
+                    break
+                if not isinstance(entry, dict) or "id" not in entry or "status" not in entry:
+                    raise ItemError(f"{self.path} line {number} is not a ledger entry; the ledger is damaged")
+                self.state[entry["id"]] = entry
+
+    def done(self, item_id: str, key: str) -> bool:
+        entry = self.state.get(item_id)
+        return entry is not None and entry["status"] == "ok" and entry.get("key") == key
+
+    def conflict(self, item_id: str, key: str) -> bool:
+        """A finished edit under this id was made from another image or other settings."""
+        entry = self.state.get(item_id)
+        return entry is not None and entry["status"] == "ok" and entry.get("key") != key
+
+    def record(self, entry: dict) -> None:
+        entry = {**entry, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if self._cut_off_at is not None:  # else this record would be glued onto the cut-off line
+            os.truncate(self.path, self._cut_off_at)
+            self._cut_off_at = None
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.state[entry["id"]] = entry
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Whole or not at all: a temp file beside the target, renamed over it."""
+    temp = f"{path}.partial-{os.getpid()}"
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise

@@ -1,0 +1,143 @@
+"""One worker: a ComfyUI server (started and owned, or one already running at a URL) that stays warm across
+items, the workflows converted once against its /object_info, and `edit(task)` for one item. The same class
+runs in the driver's process (one worker, no Ray) and as a Ray actor (engine.py). Stdlib + aiohttp + comfy-cli.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+
+from . import comfy_host, prompt as prompts
+
+PACK_NODE = "ICEditDiptych"  # present when the pack loaded on that server
+
+
+class EditWorker:
+    """`setup` is plain data (it travels to Ray actors): workflows {name: UI workflow dict}, smoke (bool),
+    omp_num_threads, and either url (a running server), or comfyui_path, python, custom_nodes and model_dirs
+    to start one."""
+
+    def __init__(self, setup: dict, name: str):
+        self.setup = setup
+        self.name = name
+        self.server = comfy_host.ComfyServer(
+            url=setup.get("url"), comfyui_path=setup.get("comfyui_path"),
+            python=setup.get("python") or sys.executable,
+            # Ray pins OMP_NUM_THREADS to the actor's CPU share; the server gets the driver's setting instead,
+            # so it computes exactly as a server started by hand (same thread split, same bytes).
+            env={"OMP_NUM_THREADS": setup.get("omp_num_threads")})
+        if not setup.get("url"):
+            self.server.extra_model_paths = comfy_host.write_extra_model_paths(
+                os.path.join(self.server.workdir, "extra_model_paths.yaml"), setup["custom_nodes"],
+                setup["model_dirs"])
+        self.prompts: dict[str, dict] = {}
+        self.stopping = False
+
+    # -- start-up and the check before work ------------------------------------------------------------------
+    def start(self) -> dict:
+        """Starts (or reaches) the server and converts the workflows; returns a report: {worker, host, url,
+        ok, problems}. A worker whose report is not ok gets no items."""
+        problems = []
+        try:
+            self.server.start(timeout=self.setup.get("start_timeout", 300))
+            info = self.server.object_info()
+        except comfy_host.ComfyError as error:
+            return self._report([str(error).splitlines()[0]])
+        if PACK_NODE not in info:
+            return self._report([f"the ComfyUI at {self.server.url} does not have the ICEdit pack's nodes "
+                                 f"({PACK_NODE} is not in /object_info)"])
+        for name, workflow in self.setup["workflows"].items():
+            try:
+                api = prompts.to_api(workflow, info)
+            except prompts.PromptError as error:
+                problems.append(f"workflow {name}: {error}")
+                continue
+            if self.setup.get("smoke"):
+                api = prompts.smoke_prompt(api)
+            lacking = prompts.files_the_server_lacks(api, info)
+            if lacking:
+                problems.append(f"workflow {name}: the server lists no model file for " + "; ".join(lacking))
+            self.prompts[name] = api
+        return self._report(problems)
+
+    def _report(self, problems: list[str]) -> dict:
+        return {"worker": self.name, "host": socket.gethostname(), "url": self.server.url,
+                "pid": self.server.process.pid if self.server.process else None,
+                "ok": not problems, "problems": problems}
+
+    def stop(self) -> None:
+        self.stopping = True  # an edit() in another thread must not restart the server it then loses
+        self.server.cleanup()
+
+    # -- one item --------------------------------------------------------------------------------------------
+    def edit(self, task: dict, on_progress=None) -> dict:
+        """Edit one item. `task`: id, image_bytes, extension, workflow, values {role: value}, timeout.
+        `on_progress(text)` hears the running node and its step count (in the driver's process only).
+        Never raises for the item's own faults: returns {id, worker, status ok|failed, error, final (a failure
+        no retry can mend), outputs [(kind, filename, bytes)], texts, seconds, executor_seconds}."""
+        started = time.monotonic()
+        result = {"id": task["id"], "worker": self.name, "status": "failed", "error": None, "outputs": [],
+                  "texts": [], "executor_seconds": 0.0, "seconds": 0.0}
+        if not self.prompts and not self.stopping:  # a Ray actor restarted after its process died
+            report = self.start()
+            if not report["ok"]:
+                return {**result, "error": "; ".join(report["problems"])}
+        try:
+            uploaded = self.server.upload_image(task["image_bytes"], task["extension"],
+                                                timeout=min(60.0, task["timeout"]))
+            prompt = prompts.with_inputs(self.prompts[task["workflow"]], image=uploaded, **task["values"])
+            executor_started = time.monotonic()
+            entry = self.server.run(prompt, timeout=task["timeout"], on_progress=_step_reporter(prompt, on_progress),
+                                    on_queued=lambda ahead: print(f"{task['id']}: waiting behind {ahead} other "
+                                                                  f"prompts on {self.server.url}", flush=True))
+            result["executor_seconds"] = time.monotonic() - executor_started
+            for output in entry["outputs"].values():
+                for image in output.get("images", []):
+                    if image.get("type") == "output":  # previews (Early Filter candidates) stay on the server
+                        kind = image["filename"].rsplit("_", 2)[0]
+                        result["outputs"].append((kind, image["filename"], self.server.view(image)))
+                result["texts"] += [str(text) for text in output.get("text", [])]
+            if not any(kind == "edited" for kind, _, _ in result["outputs"]):
+                raise comfy_host.ComfyError("the workflow finished but saved no 'edited' image")
+            result["status"] = "ok"
+        except (comfy_host.ServerGone, comfy_host.PromptTimeout) as error:
+            result["error"] = str(error).splitlines()[0]
+            self._recover(result)
+        except (comfy_host.PromptRejected, prompts.PromptError) as error:
+            result["error"] = str(error)
+            result["final"] = True  # the same values fail the same way on any worker: no retry
+        except comfy_host.ComfyError as error:
+            result["error"] = str(error)
+        except Exception as error:  # noqa: BLE001 - one poisoned item must never take the worker down
+            result["error"] = f"{type(error).__name__}: {error}"
+        result["seconds"] = time.monotonic() - started
+        return result
+
+    def _recover(self, result: dict) -> None:
+        """After a server death or a hang: a fresh server for the next item (ours), or leave it (external)."""
+        if self.server.external:
+            self.server.cancel_own_prompts()
+            return
+        if self.stopping:
+            return
+        try:
+            self.server.restart(timeout=self.setup.get("start_timeout", 300))
+            result["error"] += " (the worker restarted its ComfyUI server)"
+        except comfy_host.ComfyError as error:
+            result["error"] += f" (restarting the ComfyUI server failed: {str(error).splitlines()[0]})"
+
+
+def _step_reporter(prompt: dict, on_progress):
+    """ComfyUI's progress events as short texts: 'KSampler 3/28'."""
+    if on_progress is None:
+        return None
+    titles = {node_id: node.get("_meta", {}).get("title", node["class_type"]) for node_id, node in prompt.items()}
+
+    def report(kind: str, data: dict) -> None:
+        if kind == "progress":
+            on_progress(f"{titles.get(data.get('node'), '')} {data.get('value', 0)}/{data.get('max', 1)}")
+        elif data.get("node") is not None:
+            on_progress(titles.get(data["node"], data["node"]))
+    return report

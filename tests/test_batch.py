@@ -1,0 +1,244 @@
+"""The batch engine end to end: a 12-item manifest in its three forms, edited by one server in sequence, by two
+Ray workers on a local Ray instance, and by two running servers (--servers), must give the same bytes; the
+ledger has one ok line per item; a re-run edits nothing; a worker's ComfyUI killed mid-run and an interrupted
+run lose and duplicate nothing. Real ComfyUI servers, real Ray, smoke-test models, `python -m headless.run_icedit`
+as a user runs it."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from PIL import Image
+
+from comfyui_icedit.headless import comfy_host
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COUNT = 12
+COMMON = ["--smoke-test", "--steps", "1", "--quiet"]
+
+
+def run_cli(*args, timeout=900, env=None):
+    return subprocess.run([sys.executable, "-m", "headless.run_icedit", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": REPO, **(env or {})})
+
+
+def start_cli(*args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "headless.run_icedit", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory):
+    """Twelve small images in three forms: JSONL, CSV (paths relative to the manifest) and a folder with
+    sidecar instructions. Ids are the file stems in all three; seeds only in the manifests (the folder uses
+    --seed, so its items all get seed 42, like the rows without a seed)."""
+    root = tmp_path_factory.mktemp("batch")
+    images = root / "images"
+    images.mkdir()
+    rows = []
+    for index in range(COUNT):
+        width, height = 64 + 8 * (index % 4), 48 + 8 * (index % 3)
+        image = Image.new("RGB", (width, height))
+        image.putdata([((x * (index + 3)) % 256, (y * 11 + index * 20) % 256, (x + y) % 256)
+                       for y in range(height) for x in range(width)])
+        name = f"item{index:02d}"
+        image.save(images / f"{name}.png")
+        (images / f"{name}.txt").write_text(f"make it look like picture {index}\n")
+        rows.append({"image": f"images/{name}.png", "instruction": f"make it look like picture {index}"})
+    (root / "edits.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with open(root / "edits.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["image", "instruction"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def ledger(output) -> list[dict]:
+    return [json.loads(line) for line in (output / "results.jsonl").read_text().splitlines()]
+
+
+def outputs(output) -> dict[str, bytes]:
+    return {name: (output / name).read_bytes() for name in sorted(os.listdir(output)) if name.endswith(".png")}
+
+
+@pytest.fixture(scope="module")
+def sequential(comfy_server, manifests):
+    """The reference: one server, one item after another (no Ray)."""
+    output = manifests / "out-sequential"
+    result = run_cli("--batch", manifests / "edits.jsonl", "--output", output, "--server", comfy_server.url, *COMMON)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return output
+
+
+def assert_complete_and_equal(output, reference):
+    lines = ledger(output)
+    assert sorted(line["id"] for line in lines) == [f"item{i:02d}" for i in range(COUNT)]  # each once
+    assert all(line["status"] == "ok" for line in lines)
+    produced, expected = outputs(output), outputs(reference)
+    assert len(expected) == 2 * COUNT and produced == expected
+
+
+def test_the_sequential_run_writes_every_edit_and_one_ledger_line_each(sequential):
+    lines = ledger(sequential)
+    assert len(lines) == COUNT and {line["status"] for line in lines} == {"ok"}
+    for line in lines:
+        assert line["outputs"] == [f"{line['id']}_comparison.png", f"{line['id']}_edited.png"]
+        assert line["seed"] == 42 and line["workflow"] == "basic" and line["worker"] == "w1" and line["error"] is None
+        with Image.open(sequential / f"{line['id']}_edited.png") as edited, \
+                Image.open(os.path.join(os.path.dirname(sequential), line["image"])) as source:
+            assert edited.size == source.size
+    assert len(set(outputs(sequential).values())) == 2 * COUNT  # twelve different edits
+
+
+def test_two_ray_workers_give_the_same_bytes_and_a_rerun_edits_nothing(sequential, manifests):
+    output = manifests / "out-ray"
+    command = ["--batch", manifests / "edits.csv", "--output", output, "--workers", 2, *COMMON]
+    result = run_cli(*command)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ray: 2 workers" in result.stdout
+    assert_complete_and_equal(output, sequential)
+    assert {line["worker"] for line in ledger(output)} == {"w1", "w2"}  # both pulled work
+    again = run_cli(*command)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"0 edited, {COUNT} already done, 0 failed" in again.stdout
+    assert len(ledger(output)) == COUNT
+
+
+def test_two_running_servers_as_workers_take_the_folder_form(sequential, manifests, comfy_server, smoke_models_dir,
+                                                            tmp_path):
+    second = comfy_host.ComfyServer(comfyui_path=os.environ["COMFYUI_PATH"] if "COMFYUI_PATH" in os.environ
+                                    else comfy_server.comfyui_path, python=sys.executable)
+    second.extra_model_paths = comfy_host.write_extra_model_paths(
+        os.path.join(second.workdir, "extra_model_paths.yaml"), os.path.join(REPO, ".host", "custom_nodes"),
+        [smoke_models_dir])
+    second.start()
+    try:
+        output = manifests / "out-servers"
+        # 127.0.0.1:PORT without a scheme is accepted as http.
+        result = run_cli("--batch", manifests / "images", "--output", output,
+                         "--servers", f"{comfy_server.url},{second.url.replace('http://', '')}", *COMMON)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert_complete_and_equal(output, sequential)
+        assert {line["worker"] for line in ledger(output)} == {"w1", "w2"}
+        assert second.alive()  # a running server is used, never stopped
+    finally:
+        second.cleanup()
+
+
+def read_until(process, pattern, deadline, seen):
+    """Lines of the runner's output until one matches; returns the match."""
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match
+    raise AssertionError(f"no line matching {pattern!r}; output:\n{''.join(seen)}")
+
+
+def test_a_killed_server_loses_no_item_and_a_corrupt_image_fails_alone(sequential, manifests):
+    broken = manifests / "images" / "broken.png"
+    data = (manifests / "images" / "item00.png").read_bytes()
+    broken.write_bytes(data[: len(data) // 2])  # a PNG cut in half
+    manifest = manifests / "with-broken.jsonl"
+    manifest.write_text((manifests / "edits.jsonl").read_text()
+                        + json.dumps({"image": "images/broken.png", "instruction": "fix it"}) + "\n")
+    output = manifests / "out-killed"
+    process = start_cli("--batch", manifest, "--output", output, "--workers", 2, "--smoke-test", "--steps", "1")
+    seen, deadline = [], time.monotonic() + 600
+    try:
+        pid = int(read_until(process, r"worker w1 ready .*ComfyUI pid (\d+)", deadline, seen).group(1))
+        read_until(process, r"\] ok item", deadline, seen)
+        os.kill(pid, signal.SIGKILL)  # w1's server dies, probably in the middle of its next item
+        rest, _ = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = "".join(seen) + rest
+    assert process.returncode == 1, text  # one item failed: the broken one
+    lines = ledger(output)
+    assert sorted(line["id"] for line in lines) == sorted([f"item{i:02d}" for i in range(COUNT)] + ["broken"])
+    failed = [line for line in lines if line["status"] == "failed"]
+    assert [line["id"] for line in failed] == ["broken"]
+    assert "broken.png" in failed[0]["error"] and "truncated" in failed[0]["error"]
+    assert outputs(output) == outputs(sequential)  # the restarted server edits byte for byte the same
+    attempts = (output / "attempts.log").read_text()
+    assert "restarted its ComfyUI server" in attempts or "died" in attempts, attempts
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def comfy_servers_under(folder) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "main.py" in command and str(folder) in command:
+            found.append(process)
+    return found
+
+
+def test_an_interrupted_ray_run_continues_with_no_duplicates_and_no_orphans(sequential, manifests, tmp_path):
+    output = manifests / "out-interrupted"
+    temp = tmp_path / "runner-tmp"  # the servers' folders live here: a left-over process would name it
+    temp.mkdir()
+    command = ["--batch", manifests / "edits.jsonl", "--output", output, "--workers", 2, "--smoke-test",
+               "--steps", "1"]
+    process = start_cli(*command, env={"TMPDIR": str(temp)})
+    seen, deadline = [], time.monotonic() + 600
+    try:
+        read_until(process, r"\[2/12\] ok item", deadline, seen)
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, "".join(seen) + rest
+    assert "run the same command again" in rest
+    finished = ledger(output)
+    assert 2 <= len(finished) < COUNT and all(line["status"] == "ok" for line in finished)
+    time.sleep(3)
+    assert comfy_servers_under(temp) == []  # no ComfyUI left running
+    assert [name for name in os.listdir(output) if ".partial" in name] == []
+    again = run_cli(*command, "--quiet", env={"TMPDIR": str(temp)})
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{COUNT - len(finished)} edited, {len(finished)} already done, 0 failed" in again.stdout
+    assert_complete_and_equal(output, sequential)
+    assert os.listdir(temp) == []  # every server folder removed
+
+
+def test_a_hung_server_is_restarted_after_the_item_timeout(manifests, sequential):
+    """SIGSTOP freezes the server mid-run: the item runs past --item-timeout, the worker kills and restarts its
+    server, the item goes back to the queue and every item still comes out as in the sequential run."""
+    manifest = manifests / "three.jsonl"
+    manifest.write_text("".join((manifests / "edits.jsonl").read_text().splitlines(keepends=True)[:3]))
+    output = manifests / "out-hung"
+    process = start_cli("--batch", manifest, "--output", output, "--item-timeout", 15, "--smoke-test", "--steps", "1")
+    seen, deadline = [], time.monotonic() + 600
+    try:
+        pid = int(read_until(process, r"worker w1 ready .*ComfyUI pid (\d+)", deadline, seen).group(1))
+        os.kill(pid, signal.SIGSTOP)
+        rest, _ = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if psutil.pid_exists(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert process.returncode == 0, "".join(seen) + rest
+    lines = ledger(output)
+    assert sorted(line["id"] for line in lines) == ["item00", "item01", "item02"]
+    assert {line["status"] for line in lines} == {"ok"}
+    reference = outputs(sequential)
+    assert outputs(output) == {name: data for name, data in reference.items() if name[:6] in ("item00", "item01",
+                                                                                                 "item02")}
+    attempts = (output / "attempts.log").read_text()
+    assert "restarted its ComfyUI server" in attempts, attempts

@@ -1,0 +1,52 @@
+"""A shipped UI-format workflow switched to the smoke-test models, for the tests that load the UI form itself
+(the browser test; the UI-vs-API check). Widgets are found by input name through /object_info's input order,
+and the swapped text-encoder loader carries its own type in every field the frontend reads."""
+from __future__ import annotations
+
+import copy
+
+from comfyui_icedit.headless.model_files import SMOKE_FILES, SMOKE_ROLE
+from comfyui_icedit.headless.prompt import SMOKE_CLIP_SWAP
+
+PACK_PROPERTIES = {"cnr_id": "comfyui-icedit"}
+
+
+def widget_index(object_info: dict, node_type: str, input_name: str) -> int:
+    """The position of an input's value in a node's widgets_values (seed widgets carry a control value)."""
+    info = object_info[node_type]
+    order = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
+    position = 0
+    for name in order:
+        spec = info["input"].get("required", {}).get(name) or info["input"].get("optional", {}).get(name)
+        if name == input_name:
+            return position
+        kind = spec[0]
+        options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+        if isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):
+            position += 1
+            if options.get("control_after_generate") or name in ("seed", "noise_seed"):
+                position += 1
+            if options.get("image_upload"):
+                position += 1
+    raise KeyError(f"{node_type} has no input {input_name}")
+
+
+def set_widget(workflow: dict, object_info: dict, node_type: str, input_name: str, value) -> None:
+    for node in workflow["nodes"]:
+        if node["type"] == node_type:
+            node["widgets_values"][widget_index(object_info, node_type, input_name)] = value
+
+
+def smoke_ui_workflow(workflow: dict, object_info: dict) -> dict:
+    workflow = copy.deepcopy(workflow)
+    for (node_type, input_name), role in SMOKE_ROLE.items():
+        set_widget(workflow, object_info, node_type, input_name, SMOKE_FILES[role][1])
+    stock, stand_in, input_name = SMOKE_CLIP_SWAP
+    for node in workflow["nodes"]:
+        if node["type"] == stock:
+            node["type"] = stand_in
+            node["widgets_values"] = [SMOKE_FILES["text_encoders"][1]]
+            node["title"] = "Smoke-test text encoders (random weights)"
+            node["properties"] = {**node["properties"], "Node name for S&R": stand_in, **PACK_PROPERTIES}
+            node["properties"].pop("ver", None)
+    return workflow
