@@ -4,8 +4,10 @@ run, on the smoke-test models, and the engine's own cost per item (time outside 
     eval "$(scripts/setup.sh --env)"; PYTHONPATH=. "$ICEDIT_PYTHON" bench/batch_scale.py --items 8 --out bench.json
 
 Each worker is one ComfyUI server; on a CPU-only machine the workers share the same cores, so 2 workers cannot
-approach 2x: the ratio measures how much the engine gets out of idle gaps (uploads, VAE, Python overhead), not
-GPU scaling. Where a GPU is present, Ray gives each worker its own GPU; this script reports which it had.
+approach 2x: by default each server's torch uses every core, and two servers on two cores oversubscribe them
+(and hold two copies of the model). With OMP_NUM_THREADS=1 each server gets one core, and the ratio shows what
+the engine gets out of running servers side by side. Where a GPU is present, Ray gives each worker its own GPU;
+this script reports which it had.
 """
 from __future__ import annotations
 
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
     gpu = gpu_name()
     results = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                            "gpu": gpu or "none: the real-size model on a GPU was not measured"},
+               "server_threads": os.environ.get("OMP_NUM_THREADS") or "torch default (every core)",
                "model": "smoke-test FLUX.1 Fill (1+1 blocks, width 3072), panel width 64",
                "steps": args.steps, "one_worker": one, "two_workers": two,
                "speedup_2_vs_1": round(two["items_per_second"] / one["items_per_second"], 3)}

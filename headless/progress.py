@@ -3,6 +3,7 @@ is editing. On a terminal it is one line redrawn in place; in a log (not a termi
 per finished item and nothing else. Stdlib only."""
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
@@ -57,8 +58,8 @@ class Progress:
         eta_text = f"ETA {_duration(eta)}" if eta is not None else "ETA -"
         line = (f"{self.ok + self.failed}/{self.total} done ({self.failed} failed), {per_second:.2f} items/s, "
                 f"{eta_text}" + (f" | {busy}" if busy else ""))
-        width = 160
-        self.stream.write("\r" + line[:width].ljust(width if self.line_shown else 0))
+        width = shutil.get_terminal_size((120, 20)).columns - 1  # a wrapped line could not be redrawn in place
+        self.stream.write("\r" + line[:width].ljust(width))
         self.stream.flush()
         self.line_shown = True
 

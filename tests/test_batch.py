@@ -242,3 +242,26 @@ def test_a_hung_server_is_restarted_after_the_item_timeout(manifests, sequential
                                                                                                  "item02")}
     attempts = (output / "attempts.log").read_text()
     assert "restarted its ComfyUI server" in attempts, attempts
+
+
+def test_a_server_without_the_pack_is_named_and_gets_no_items(manifests, comfy_server, sequential):
+    """--servers with one server that lacks this pack: the worker check names it before work starts, and the
+    other server edits every item."""
+    bare = comfy_host.ComfyServer(comfyui_path=comfy_server.comfyui_path, python=sys.executable)  # no custom nodes
+    bare.start()
+    try:
+        manifest = manifests / "two.jsonl"
+        manifest.write_text("".join((manifests / "edits.jsonl").read_text().splitlines(keepends=True)[:2]))
+        output = manifests / "out-bare"
+        result = run_cli("--batch", manifest, "--output", output, "--servers", f"{comfy_server.url},{bare.url}",
+                         *COMMON)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert re.search(rf"worker w2 on .*{re.escape(bare.url)}.* gets no items: .*does not have the ICEdit pack",
+                         result.stdout), result.stdout
+        lines = ledger(output)
+        assert [(line["id"], line["status"], line["worker"]) for line in lines] == [
+            ("item00", "ok", "w1"), ("item01", "ok", "w1")]
+        reference = outputs(sequential)
+        assert outputs(output) == {k: v for k, v in reference.items() if k[:6] in ("item00", "item01")}
+    finally:
+        bare.cleanup()

@@ -471,6 +471,7 @@ def test_ctrl_c_while_queued_behind_another_client_deletes_only_the_runners_prom
                 time.sleep(0.25)
         assert len(own) == 1, f"the runner's prompt never waited in the queue:\n{runner.output()}"
         assert [item[1] for item in running] == [other]
+        runner.wait_for_line("waiting behind 1 other prompts", timeout=30)  # the user is told why nothing moves
         wait_for_sampling(comfy_server.log_path, steps, timeout=300, start_offset=log_start)
 
         os.kill(runner.process.pid, signal.SIGINT)
