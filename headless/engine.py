@@ -331,6 +331,8 @@ def _backend(config: RunConfig, setup: dict, log):
                        "is one worker per server")
     if count == 1 and not config.ray_address:
         return LocalBackend([{**setup, "url": config.servers[0]} if config.servers else setup], log)
+    if config.ray_address and not config.workers:  # one per GPU of the cluster, counted once connected
+        return RayBackend([setup], config, log, one_per_cluster_gpu=True)
     setups = [{**setup, "url": url} for url in config.servers] if config.servers else [setup] * count
     return RayBackend(setups, config, log)
 
@@ -394,8 +396,9 @@ class RayBackend:
     --ray-address. The driver reads images and writes results; bytes travel through Ray, so no shared
     filesystem is needed."""
 
-    def __init__(self, setups, config: RunConfig, log):
+    def __init__(self, setups, config: RunConfig, log, one_per_cluster_gpu=False):
         self.setups, self.config, self.log = setups, config, log
+        self.one_per_cluster_gpu = one_per_cluster_gpu
         self.actors, self.futures, self.deaths = {}, {}, collections.Counter()
         self.temp_dir = None
 
@@ -412,9 +415,13 @@ class RayBackend:
             ray.init(address=self.config.ray_address, runtime_env=runtime_env, log_to_driver=False)
         else:
             self.temp_dir = tempfile.mkdtemp(prefix="icedit-ray-", dir="/tmp")
-            ray.init(num_cpus=max(len(self.setups), os.cpu_count() or 1), include_dashboard=False,
+            # address="local": always a new instance of our own, never a cluster that `ray start` left running
+            # on this machine (which a bare ray.init() would join).
+            ray.init(address="local", num_cpus=max(len(self.setups), os.cpu_count() or 1), include_dashboard=False,
                      _temp_dir=self.temp_dir, log_to_driver=False, runtime_env=runtime_env)
         gpus = ray.cluster_resources().get("GPU", 0)
+        if self.one_per_cluster_gpu:
+            self.setups = self.setups[:1] * max(1, int(gpus))
         per_worker_gpus = 1 if gpus >= 1 and not self.setups[0].get("url") else 0
         self.log(f"Ray: {len(self.setups)} workers on {ray.cluster_resources().get('CPU', 0):.0f} CPUs"
                  f"{f', {gpus:.0f} GPUs (one each)' if per_worker_gpus else ''}")

@@ -9,9 +9,11 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -265,3 +267,49 @@ def test_a_server_without_the_pack_is_named_and_gets_no_items(manifests, comfy_s
         assert outputs(output) == {k: v for k, v in reference.items() if k[:6] in ("item00", "item01")}
     finally:
         bare.cleanup()
+
+
+def test_an_existing_ray_cluster_runs_the_workers(manifests, sequential):
+    """--ray-address: a cluster started with `ray start --head` (on loopback, as the README shows) takes the
+    workers; with no --workers there is one per cluster GPU, here none, so one."""
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    port = comfy_host.free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    temp = tempfile.mkdtemp(prefix="icedit-rc-", dir="/tmp")  # short: Ray's socket paths live under it
+    # --block: the head runs in the foreground and takes down what it started when terminated (no `ray stop`,
+    # which would end every Ray process of this user).
+    head = subprocess.Popen([ray_bin, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while subprocess.run([ray_bin, "status", f"--address=127.0.0.1:{port}"], capture_output=True,
+                             env=env, timeout=60).returncode != 0:
+            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(1)
+        manifest = manifests / "two-for-cluster.jsonl"
+        manifest.write_text("".join((manifests / "edits.jsonl").read_text().splitlines(keepends=True)[:2]))
+        output = manifests / "out-cluster"
+        result = run_cli("--batch", manifest, "--output", output, "--ray-address", f"127.0.0.1:{port}", *COMMON,
+                         env={key: env[key] for key in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED",
+                                                        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Ray: 1 workers" in result.stdout
+        assert [(line["id"], line["status"]) for line in ledger(output)] == [("item00", "ok"), ("item01", "ok")]
+        reference = outputs(sequential)
+        assert outputs(output) == {k: v for k, v in reference.items() if k[:6] in ("item00", "item01")}
+        # With that cluster still up, --workers without --ray-address starts a Ray instance of its own (a bare
+        # ray.init() would join the cluster `ray start` left, and refuse num_cpus there).
+        local = run_cli("--batch", manifest, "--output", manifests / "out-local-beside-cluster", "--workers", 2,
+                        *COMMON, env={key: env[key] for key in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED",
+                                                                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")})
+        assert local.returncode == 0, local.stdout + local.stderr
+        assert "Ray: 2 workers on 2 CPUs" in local.stdout
+    finally:
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
