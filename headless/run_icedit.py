@@ -25,7 +25,7 @@ from .comfy_host import ComfyError
 EXIT_INTERRUPTED = 130
 
 
-def int_range(low: int, high: int | None = None, name: str = "value"):
+def int_range(low: int, high: int | None = None):
     """An argparse type: a whole number in [low, high], with a one-line error that names the option."""
     def parse(text: str) -> int:
         try:
@@ -35,7 +35,6 @@ def int_range(low: int, high: int | None = None, name: str = "value"):
         if value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"{value} is outside [{low}, {high if high is not None else '...'}]")
         return value
-    parse.__name__ = name
     return parse
 
 
