@@ -8,13 +8,13 @@ Run with the setup's Python (eval "$(scripts/setup.sh --env)"; "$ICEDIT_PYTHON" 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "headless"))
 import bootstrap  # noqa: E402
+from common import add_model_size_arguments, use_full_size, write_results  # noqa: E402  (bench/: this folder)
 
 bootstrap.import_pack()
 
@@ -36,10 +36,7 @@ from comfyui_icedit.nodes.smoke_test import ICEditSmokeTestCLIPLoader  # noqa: E
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true")
-    parser.add_argument("--hidden", type=int, default=384)
-    parser.add_argument("--heads", type=int, default=3)
-    parser.add_argument("--double", type=int, default=2)
-    parser.add_argument("--single", type=int, default=2)
+    add_model_size_arguments(parser, hidden=384, heads=3, double=2, single=2)
     parser.add_argument("--panel-width", type=int, default=128, help="diptych panel width in pixels")
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--early-steps", type=int, default=4)
@@ -47,7 +44,8 @@ def parse_args():
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
     if args.full:
-        args.hidden, args.heads, args.double, args.single, args.panel_width = 3072, 24, 19, 38, 512
+        use_full_size(args)
+        args.panel_width = 512
         args.candidates, args.early_steps, args.steps = 6, 10, 28
     return args
 
@@ -57,7 +55,8 @@ def main():
     device = comfy.model_management.get_torch_device()
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     machine = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    smoke = smoke_models.ensure_smoke_models(os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui")))
+    smoke = smoke_models.ensure_smoke_models(os.environ.get("ICEDIT_CACHE",
+                                                            os.path.expanduser("~/.cache/icedit-comfyui")))
     for kind, _ in smoke_models.SMOKE_FILES.values():
         folder_paths.add_model_folder_path(kind, os.path.join(smoke, kind))
     config = smoke_models.flux_fill_config(hidden_size=args.hidden, num_heads=args.heads,
@@ -113,9 +112,7 @@ def main():
         r = results[name]
         print(f"{name:<18}{r['seconds']:>10.2f}{r['nfe']:>6}{r['seconds'] / base['seconds']:>12.3f}"
               f"{r['nfe'] / base['nfe']:>11.3f}")
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(results, handle, indent=1)
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

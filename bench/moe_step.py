@@ -10,7 +10,6 @@ Run with the setup's Python (eval "$(scripts/setup.sh --env)"; "$ICEDIT_PYTHON" 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -20,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "headless"))
 import bootstrap  # noqa: E402
+from common import add_model_size_arguments, use_full_size, write_results  # noqa: E402  (bench/: this folder)
 
 bootstrap.import_pack()
 
@@ -29,7 +29,7 @@ import folder_paths  # noqa: E402
 import safetensors.torch  # noqa: E402
 import torch  # noqa: E402
 
-from comfyui_icedit.headless import smoke_models  # noqa: E402
+from comfyui_icedit.headless import smoke_adapters, smoke_models  # noqa: E402
 from comfyui_icedit.icedit_core import adapter_file  # noqa: E402
 from comfyui_icedit.nodes.flux_hooks import flux_moe_module_path  # noqa: E402
 from comfyui_icedit.nodes.moe import ICEditMoELoRALoader  # noqa: E402
@@ -38,10 +38,7 @@ from comfyui_icedit.nodes.moe import ICEditMoELoRALoader  # noqa: E402
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="FLUX.1 Fill size on the GPU, bf16")
-    parser.add_argument("--hidden", type=int, default=768)
-    parser.add_argument("--heads", type=int, default=6)
-    parser.add_argument("--double", type=int, default=2)
-    parser.add_argument("--single", type=int, default=4)
+    add_model_size_arguments(parser, hidden=768, heads=6, double=2, single=4)
     parser.add_argument("--height", type=int, default=256, help="diptych height in pixels")
     parser.add_argument("--width", type=int, default=512, help="diptych width in pixels")
     parser.add_argument("--text-tokens", type=int, default=64)
@@ -53,7 +50,7 @@ def parse_args():
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
     if args.full:
-        args.hidden, args.heads, args.double, args.single = 3072, 24, 19, 38
+        use_full_size(args)
         args.height, args.width, args.text_tokens, args.dtype = 512, 1024, 512, "bfloat16"
         args.repeats = max(args.repeats, 30)
     return args
@@ -138,8 +135,8 @@ def main():
     print(f"building a random Flux Fill: {args.double}+{args.single} blocks, width {args.hidden}, {args.dtype}, "
           f"on {machine()}", flush=True)
     model = smoke_models.build_flux_fill(config, seed=0, dtype=dtype, device=device)
-    shapes = adapter_file.lora_target_shapes(args.hidden, args.double, args.single, in_channels=96)
-    state_dict = adapter_file.random_moe_lora_state_dict(shapes, rank=args.rank, num_experts=args.experts,
+    shapes = smoke_adapters.lora_target_shapes(args.hidden, args.double, args.single, in_channels=96)
+    state_dict = smoke_adapters.random_moe_lora_state_dict(shapes, rank=args.rank, num_experts=args.experts,
                                                          dtype=torch.bfloat16 if args.full else torch.float32)
     folder = tempfile.mkdtemp(prefix="icedit-bench-")
     safetensors.torch.save_file(state_dict, os.path.join(folder, "bench-moe.safetensors"))
@@ -180,10 +177,7 @@ def main():
         median = statistics.median(times)
         results[name] = {"median_ms": median, "ratio": median / baseline, "times_ms": times}
         print(f"{name:<24}{median:>12.2f}{median / baseline:>8.3f}")
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(results, handle, indent=1)
-        print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

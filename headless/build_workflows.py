@@ -1,15 +1,21 @@
-"""Writes the shipped workflows (workflows/icedit_<variant>.json, UI format) from one description, so that the
-six variants stay consistent. `python -m headless.build_workflows` rewrites them all; tests/test_workflows_built.py
-checks that the committed files are what this script writes. Stdlib only.
+"""Writes the shipped workflows (workflows/icedit_<variant>.json, ComfyUI frontend UI format) from data, so that the
+variants stay consistent. Each workflow is a node table and a link list: ICEDIT is the common ICEdit path (the basic
+variant), the other ICEdit variants are overlays on it (nodes replaced, inserted, edited or removed; links rerouted
+or added), MULTITURN is a graph of its own. Every node type's sockets are in SOCKETS; the Read me lists the model
+files the graph's loaders name. `python -m headless.build_workflows` rewrites them all;
+tests/test_workflows_built.py checks that the committed files are what this script writes. Stdlib only.
 """
 
+from __future__ import annotations
+
+import dataclasses
+import functools
 import importlib.util
 import json
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ["basic", "moe", "early_filter", "controlnet", "upscale", "lowvram", "multiturn"]
 
 
 def _pack_version() -> str:
@@ -21,6 +27,7 @@ def _pack_version() -> str:
 
 
 def _released_template() -> str:
+    # Loaded by path: importing the package would pull in ComfyUI.
     spec = importlib.util.spec_from_file_location("icedit_prompts", os.path.join(ROOT, "icedit_core", "prompts.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -29,6 +36,302 @@ def _released_template() -> str:
 
 PACK = {"cnr_id": "comfyui-icedit", "ver": _pack_version()}
 CORE = {"cnr_id": "comfy-core", "ver": "0.3.75"}
+RELEASED_TEMPLATE = _released_template()
+
+COND, LAYOUT = "CONDITIONING", "ICEDIT_LAYOUT"  # the socket types the table below repeats most
+SOCKETS = {  # node type: ({input name: socket type}, {output name: socket type}), in slot order
+    "LoadImage": ({}, {"IMAGE": "IMAGE", "MASK": "MASK"}),
+    "UNETLoader": ({}, {"MODEL": "MODEL"}),
+    "DualCLIPLoader": ({}, {"CLIP": "CLIP"}),
+    "VAELoader": ({}, {"VAE": "VAE"}),
+    "LoraLoaderModelOnly": ({"model": "MODEL"}, {"MODEL": "MODEL"}),
+    "KSampler": (
+        {"model": "MODEL", "positive": COND, "negative": COND, "latent_image": "LATENT"},
+        {"LATENT": "LATENT"},
+    ),
+    "VAEDecode": ({"samples": "LATENT", "vae": "VAE"}, {"IMAGE": "IMAGE"}),
+    "SaveImage": ({"images": "IMAGE"}, {}),
+    "PreviewImage": ({"images": "IMAGE"}, {}),
+    "PreviewAny": ({"source": "*"}, {}),
+    "MarkdownNote": ({}, {}),
+    "ControlNetLoader": ({}, {"CONTROL_NET": "CONTROL_NET"}),
+    "Canny": ({"image": "IMAGE"}, {"IMAGE": "IMAGE"}),
+    "ControlNetApplyAdvanced": (
+        {"positive": COND, "negative": COND, "control_net": "CONTROL_NET", "image": "IMAGE", "vae": "VAE"},
+        {"positive": COND, "negative": COND},
+    ),
+    "UpscaleModelLoader": ({}, {"UPSCALE_MODEL": "UPSCALE_MODEL"}),
+    "ImageUpscaleWithModel": ({"upscale_model": "UPSCALE_MODEL", "image": "IMAGE"}, {"IMAGE": "IMAGE"}),
+    "ICEditDiptych": ({"image": "IMAGE"}, {"diptych": "IMAGE", "mask": "MASK", "layout": LAYOUT}),
+    "ICEditMoELoRALoader": ({"model": "MODEL"}, {"MODEL": "MODEL", "report": "STRING"}),
+    "ICEditModelSamplingFlux": ({"model": "MODEL", "layout": LAYOUT}, {"MODEL": "MODEL"}),
+    "ICEditPromptEncode": (
+        {"clip": "CLIP"},
+        {"positive": COND, "negative": COND, "prompt": "STRING", "instruction": "STRING"},
+    ),
+    "ICEditFillConditioning": (
+        {"positive": COND, "negative": COND, "vae": "VAE", "diptych": "IMAGE", "mask": "MASK"},
+        {"positive": COND, "negative": COND, "latent": "LATENT"},
+    ),
+    "ICEditEarlyFilterSampler": (
+        {"model": "MODEL", "positive": COND, "negative": COND, "latent": "LATENT", "vae": "VAE",
+         "judge": "ICEDIT_JUDGE", "layout": LAYOUT, "instruction": "STRING"},
+        {"latent": "LATENT", "previews": "IMAGE", "winner_seed": "INT", "report": "STRING"},
+    ),
+    "ICEditVLMJudgeLocal": ({}, {"judge": "ICEDIT_JUDGE"}),
+    "ICEditCrop": ({"image": "IMAGE", "layout": LAYOUT}, {"edited": "IMAGE", "comparison": "IMAGE"}),
+    "ICEditApplyLayout": ({"layout": LAYOUT, "image": "IMAGE", "mask": "MASK"}, {"image": "IMAGE", "mask": "MASK"}),
+    "EasyCache": ({"model": "MODEL"}, {"MODEL": "MODEL"}),
+    "ICEditMultiTurn": (
+        {"model": "MODEL", "clip": "CLIP", "vae": "VAE", "image": "IMAGE"},
+        {"final": "IMAGE", "turns": "IMAGE", "log": "STRING"},
+    ),
+}
+
+MODEL_FILES = {  # a file a loader widget names: its Read me line (where it goes, where it comes from), in note order
+    "flux1-fill-dev.safetensors": "`diffusion_models/flux1-fill-dev.safetensors` — black-forest-labs/FLUX.1-Fill-dev",
+    "clip_l.safetensors": "`text_encoders/clip_l.safetensors`, `text_encoders/t5xxl_fp16.safetensors`"
+    " — comfyanonymous/flux_text_encoders",
+    "ae.safetensors": "`vae/ae.safetensors` — black-forest-labs/FLUX.1-Fill-dev (or FLUX.1-dev)",
+    "ICEdit-normal-lora/pytorch_lora_weights.safetensors": "`loras/ICEdit-normal-lora/pytorch_lora_weights.safetensors`"
+    " — RiverZ/normal-lora",
+    "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors": "`loras/ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors`"
+    " — sanaka87/ICEdit-MoE-LoRA",
+    "Qwen2.5-VL-7B-Instruct": "`vlm/Qwen2.5-VL-7B-Instruct/` — the whole Hugging Face folder"
+    " Qwen/Qwen2.5-VL-7B-Instruct (the paper judged with the 72B; any image-text-to-text model folder works)",
+    "flux-canny-controlnet-v3.safetensors": "`controlnet/flux-canny-controlnet-v3.safetensors`"
+    " — XLabs-AI/flux-controlnet-canny-v3",
+    "RealESRGAN_x4plus.pth": "`upscale_models/RealESRGAN_x4plus.pth` — xinntao/Real-ESRGAN releases",
+    "FLUX.1-Turbo-Alpha.safetensors": "`loras/FLUX.1-Turbo-Alpha.safetensors` — alimama-creative/FLUX.1-Turbo-Alpha"
+    " (its diffusion_pytorch_model.safetensors, renamed)",
+}
+MODEL_FILES_SECTION = "Model files (ComfyUI/models/...):\n{model_files}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    id: int
+    type: str
+    pos: tuple[int, int]
+    size: tuple[int, int]
+    widgets: tuple = ()
+    title: str | None = None
+
+
+Link = tuple[int, int, int, str]  # (source id, output slot, target id, input name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Workflow:
+    nodes: tuple[Node, ...]  # in the file's node order
+    links: tuple[Link, ...]  # in link id order
+    readme: str  # the MarkdownNote's text: {about} is the variant's heading, {model_files} the graph's model files
+    about: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Overlay:
+    """What a variant changes in a workflow. Nodes keep their place in the order: a replacement takes the place of
+    the node with its id, inserted nodes follow their anchor; removing a node drops its links. A rerouted link is
+    replaced, in place, by the links given for the input it fed; added links come last."""
+
+    about: str = ""
+    readme: str = ""  # replaces the workflow's Read me text when given
+    replace: tuple[Node, ...] = ()
+    insert_after: dict[int, tuple[Node, ...]] = dataclasses.field(default_factory=dict)
+    edit: dict[int, dict] = dataclasses.field(default_factory=dict)  # node id: {field: new value}
+    remove: frozenset[int] = frozenset()
+    reroute: dict[tuple[int, str], tuple[Link, ...]] = dataclasses.field(default_factory=dict)  # (target, input)
+    links: tuple[Link, ...] = ()
+
+
+ICEDIT = Workflow(
+    nodes=(
+        Node(1, "LoadImage", (20, 40), (320, 360), ("icedit_example.png", "image"), "Source image"),
+        Node(2, "ICEditDiptych", (380, 40), (300, 100), (512,)),
+        Node(3, "UNETLoader", (20, 420), (320, 90), ("flux1-fill-dev.safetensors", "default")),
+        Node(4, "LoraLoaderModelOnly", (380, 200), (320, 90),
+             ("ICEdit-normal-lora/pytorch_lora_weights.safetensors", 1.0), "ICEdit normal LoRA"),
+        Node(5, "ICEditModelSamplingFlux", (760, 40), (300, 110), (1.15, 0.5)),
+        Node(6, "DualCLIPLoader", (20, 540), (320, 130),
+             ("clip_l.safetensors", "t5xxl_fp16.safetensors", "flux", "default")),
+        Node(7, "ICEditPromptEncode", (380, 360), (340, 200),
+             ("make the sky a warm sunset", "released", RELEASED_TEMPLATE, 50.0)),
+        Node(8, "VAELoader", (20, 720), (320, 60), ("ae.safetensors",)),
+        Node(9, "ICEditFillConditioning", (760, 210), (300, 140)),
+        Node(10, "KSampler", (1120, 40), (320, 270), (42, "fixed", 28, 1.0, "euler", "simple", 1.0)),
+        Node(11, "VAEDecode", (1500, 40), (220, 50)),
+        Node(12, "ICEditCrop", (1500, 140), (240, 80), (True,)),
+        Node(13, "SaveImage", (1800, 40), (360, 400), ("ICEdit/edited",), "Save edited"),
+        Node(14, "SaveImage", (1800, 440), (520, 320), ("ICEdit/comparison",), "Save before | after"),
+        Node(15, "MarkdownNote", (20, 820), (520, 300), title="Read me"),
+    ),
+    links=(
+        (1, 0, 2, "image"),
+        (3, 0, 4, "model"),
+        (4, 0, 5, "model"),
+        (2, 2, 5, "layout"),
+        (6, 0, 7, "clip"),
+        (7, 0, 9, "positive"),
+        (7, 1, 9, "negative"),
+        (8, 0, 9, "vae"),
+        (2, 0, 9, "diptych"),
+        (2, 1, 9, "mask"),
+        (5, 0, 10, "model"),
+        (9, 0, 10, "positive"),
+        (9, 1, 10, "negative"),
+        (9, 2, 10, "latent_image"),
+        (10, 0, 11, "samples"),
+        (8, 0, 11, "vae"),
+        (11, 0, 12, "image"),
+        (2, 2, 12, "layout"),
+        (12, 0, 13, "images"),
+        (12, 1, 14, "images"),
+    ),
+    readme="{about}Write the edit in **ICEdit Prompt Encode**, load an image, queue.\n\n" + MODEL_FILES_SECTION
+    + "\nICEdit works at panel width 512 (a 1024-wide diptych); guidance 50, 28 steps, euler/simple, cfg 1. "
+    "If an edit fails, try another seed.",
+    about="## ICEdit — basic edit (normal LoRA)\n\n",
+)
+
+MOE = Overlay(
+    about="## ICEdit — MoE-LoRA edit\n\nThe ICEdit MoE-LoRA Loader merges the plain LoRA part and routes every token "
+    "through its expert (4 experts, top-1) while sampling.\n\n",
+    replace=(
+        Node(4, "ICEditMoELoRALoader", (380, 200), (320, 130),
+             ("ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors", 1.0, 0)),
+    ),
+    insert_after={4: (Node(16, "PreviewAny", (380, 700), (300, 160), title="MoE-LoRA report"),)},
+    links=((4, 1, 16, "source"),),
+)
+
+EARLY_FILTER = Overlay(  # on MOE
+    about="## ICEdit — MoE-LoRA + Early Filter\n\nSix seeds run 10 of 28 steps as one batch; the local "
+    "vision-language judge compares their previews pairwise (as in the paper) and only the winner finishes, "
+    "continuing where it stopped. Previews and the judge's reasons appear below.\n\n",
+    replace=(
+        Node(10, "ICEditEarlyFilterSampler", (1120, 40), (340, 420),
+             (42, "fixed", 6, 10, 28, 1.0, "euler", "simple", "resume", "pairwise", 0)),
+    ),
+    insert_after={10: (
+        Node(17, "ICEditVLMJudgeLocal", (760, 420), (320, 110), ("Qwen2.5-VL-7B-Instruct", "auto", 256)),
+        Node(18, "PreviewImage", (1120, 520), (420, 300), title="Candidates the judge saw"),
+        Node(19, "PreviewAny", (1500, 520), (360, 260), title="Early Filter report"),
+    )},
+    edit={16: {"pos": (760, 420)}},
+    reroute={(10, "latent_image"): (
+        (9, 2, 10, "latent"),
+        (8, 0, 10, "vae"),
+        (17, 0, 10, "judge"),
+        (2, 2, 10, "layout"),
+        (7, 3, 10, "instruction"),
+        (10, 1, 18, "images"),
+        (10, 3, 19, "source"),
+    )},
+)
+
+CONTROLNET = Overlay(
+    about="## ICEdit — edit guided by a ControlNet\n\nA Canny map of the source is laid out with the diptych's "
+    "geometry (ICEdit Apply Layout) and guides the first half of sampling through a Flux ControlNet, so the edit "
+    "keeps the source's structure. Swap Canny for any preprocessor and the ControlNet to match.\n\n",
+    insert_after={12: (
+        Node(20, "ControlNetLoader", (760, 420), (320, 60), ("flux-canny-controlnet-v3.safetensors",)),
+        Node(21, "Canny", (760, 540), (300, 90), (0.4, 0.8), "Canny of the source"),
+        Node(22, "ICEditApplyLayout", (760, 680), (300, 100), ("same as left",)),
+        Node(23, "ControlNetApplyAdvanced", (1120, 520), (320, 190), (0.6, 0.0, 0.5)),
+    )},
+    reroute={
+        (10, "positive"): (
+            (1, 0, 21, "image"),
+            (2, 2, 22, "layout"),
+            (21, 0, 22, "image"),
+            (9, 0, 23, "positive"),
+            (9, 1, 23, "negative"),
+            (20, 0, 23, "control_net"),
+            (22, 0, 23, "image"),
+            (8, 0, 23, "vae"),
+            (23, 0, 10, "positive"),
+        ),
+        (10, "negative"): ((23, 1, 10, "negative"),),
+    },
+)
+
+UPSCALE = Overlay(
+    about="## ICEdit — edit, then upscale\n\nICEdit edits at panel width 512; an upscale model brings the edit back "
+    "up (4x with Real-ESRGAN).\n\n",
+    insert_after={12: (
+        Node(20, "UpscaleModelLoader", (1500, 280), (300, 60), ("RealESRGAN_x4plus.pth",)),
+        Node(21, "ImageUpscaleWithModel", (1500, 390), (240, 50)),
+    )},
+    reroute={(13, "images"): ((20, 0, 21, "upscale_model"), (12, 0, 21, "image"), (21, 0, 13, "images"))},
+)
+
+LOWVRAM = Overlay(
+    about="## ICEdit — low VRAM\n\nThe basic edit with the FLUX.1 Fill weights loaded as fp8 (e4m3fn): about half "
+    "the memory of bf16; ComfyUI offloads what still does not fit. Quality is close to bf16.\n\n",
+    edit={3: {"widgets": ("flux1-fill-dev.safetensors", "fp8_e4m3fn")}},
+)
+
+FAST = Overlay(  # on MOE
+    about="## ICEdit — fast: MoE-LoRA + Turbo LoRA, 8 steps, EasyCache\n\nThe FLUX.1-Turbo-Alpha LoRA (stock LoRA "
+    "loader, after the MoE-LoRA loader) lets the edit finish in 8 steps instead of 28, and ComfyUI's EasyCache skips "
+    "steps whose change it can predict. Both trade some detail and edit strength for speed: compare with the "
+    "28-step MoE workflow on your own images.\n\n",
+    readme="{about}Write the edit in **ICEdit Prompt Encode**, load an image, queue.\n\n" + MODEL_FILES_SECTION
+    + "\nGuidance 50, 8 steps, euler/simple, cfg 1. To run all 8 steps, bypass EasyCache (select it, Ctrl+B); its "
+    "log line says how many steps it skipped. The Early Filter refuses a model with EasyCache or LazyCache (they "
+    "would break its exact resume): use this model path with KSampler only.",
+    insert_after={4: (
+        Node(24, "LoraLoaderModelOnly", (760, 400), (320, 90), ("FLUX.1-Turbo-Alpha.safetensors", 1.0),
+             "Turbo LoRA (8 steps)"),
+        Node(25, "EasyCache", (760, 530), (320, 150), (0.2, 0.15, 0.95, False), "EasyCache (Ctrl+B to turn off)"),
+    )},
+    edit={10: {"widgets": (42, "fixed", 8, 1.0, "euler", "simple", 1.0)}},
+    reroute={(5, "model"): ((4, 0, 24, "model"), (24, 0, 25, "model"), (25, 0, 5, "model"))},
+)
+
+MULTITURN = Workflow(  # loaders -> ICEdit Multi-Turn Edit -> the final image and every turn
+    nodes=(
+        Node(1, "LoadImage", (20, 40), (320, 360), ("icedit_example.png", "image"), "Source image"),
+        Node(3, "UNETLoader", (20, 440), (320, 90), ("flux1-fill-dev.safetensors", "default")),
+        Node(4, "LoraLoaderModelOnly", (380, 440), (340, 90),
+             ("ICEdit-normal-lora/pytorch_lora_weights.safetensors", 1.0), "ICEdit normal LoRA"),
+        Node(6, "DualCLIPLoader", (20, 570), (320, 130),
+             ("clip_l.safetensors", "t5xxl_fp16.safetensors", "flux", "default")),
+        Node(8, "VAELoader", (20, 740), (320, 60), ("ae.safetensors",)),
+        Node(30, "ICEditMultiTurn", (760, 40), (380, 420),
+             ("make the sky a warm sunset\nadd a red kite in the sky\nmake it look like a watercolor painting", 42,
+              "fixed", 28, 512, 50.0, "euler", "simple", "released", RELEASED_TEMPLATE, 1.15, 0.5)),
+        Node(13, "SaveImage", (1180, 40), (360, 400), ("ICEdit/edited",), "Save final"),
+        Node(31, "SaveImage", (1180, 480), (640, 320), ("ICEdit/turns",), "Save every turn"),
+        Node(32, "PreviewAny", (760, 500), (380, 160), title="Seeds per turn"),
+        Node(15, "MarkdownNote", (20, 840), (520, 260), title="Read me"),
+    ),
+    links=(
+        (3, 0, 4, "model"),
+        (4, 0, 30, "model"),
+        (6, 0, 30, "clip"),
+        (8, 0, 30, "vae"),
+        (1, 0, 30, "image"),
+        (30, 0, 13, "images"),
+        (30, 1, 31, "images"),
+        (30, 2, 32, "source"),
+    ),
+    readme="## ICEdit — multi-turn editing\n\nOne instruction per line in **ICEdit Multi-Turn Edit**; each turn edits "
+    "the previous result at the source's size, turn i with seed + i. Every turn is saved.\n\n" + MODEL_FILES_SECTION,
+)
+
+WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones, as the position is the file's id
+    "basic": (ICEDIT, ()),
+    "moe": (ICEDIT, (MOE,)),
+    "early_filter": (ICEDIT, (MOE, EARLY_FILTER)),
+    "controlnet": (ICEDIT, (CONTROLNET,)),
+    "upscale": (ICEDIT, (UPSCALE,)),
+    "lowvram": (ICEDIT, (LOWVRAM,)),
+    "multiturn": (MULTITURN, ()),
+    "fast": (ICEDIT, (MOE, FAST)),
+}
+VARIANTS = list(WORKFLOWS)
 
 
 class Graph:
@@ -37,24 +340,24 @@ class Graph:
     def __init__(self):
         self.nodes, self.links = [], []
 
-    def add(self, node_id, node_type, pos, size, widgets, title=None, ours=False, inputs=(), outputs=()):
-        node = {
-            "id": node_id,
-            "type": node_type,
-            "pos": pos,
-            "size": size,
+    def add(self, node: Node) -> None:
+        inputs, outputs = SOCKETS[node.type]
+        ui_node = {
+            "id": node.id,
+            "type": node.type,
+            "pos": list(node.pos),
+            "size": list(node.size),
             "flags": {},
             "order": len(self.nodes),
             "mode": 0,
-            "inputs": [dict(i) for i in inputs],
-            "outputs": [dict(o, links=[]) for o in outputs],
-            "properties": {"Node name for S&R": node_type, **(PACK if ours else CORE)},
-            "widgets_values": widgets,
+            "inputs": [{"name": name, "type": kind, "link": None} for name, kind in inputs.items()],
+            "outputs": [{"name": name, "type": kind, "links": []} for name, kind in outputs.items()],
+            "properties": {"Node name for S&R": node.type, **(PACK if node.type.startswith("ICEdit") else CORE)},
+            "widgets_values": list(node.widgets),
         }
-        if title:
-            node["title"] = title
-        self.nodes.append(node)
-        return node
+        if node.title:
+            ui_node["title"] = node.title
+        self.nodes.append(ui_node)
 
     def link(self, source_id, source_slot, target_id, input_name):
         source = next(n for n in self.nodes if n["id"] == source_id)
@@ -70,468 +373,62 @@ class Graph:
         self.links.append([link_id, source_id, source_slot, target_id, slot, link_type])
 
 
-def I(name, socket_type):  # noqa: E743 (an input socket, short for the long tables below)
-    return {"name": name, "type": socket_type, "link": None}
+def apply(workflow: Workflow, overlay: Overlay) -> Workflow:
+    """The workflow with the overlay's changes; naming a node or an input the workflow lacks is an error."""
+    node_ids = {node.id for node in workflow.nodes}
+    named = {node.id for node in overlay.replace} | set(overlay.insert_after) | set(overlay.edit) | overlay.remove
+    if named - node_ids:
+        raise KeyError(f"the overlay names nodes the workflow lacks: {sorted(named - node_ids)}")
+    fed_inputs = {(target, input_name) for _, _, target, input_name in workflow.links}
+    if set(overlay.reroute) - fed_inputs:
+        raise KeyError(f"the overlay reroutes inputs no link feeds: {sorted(set(overlay.reroute) - fed_inputs)}")
+    replacements = {node.id: node for node in overlay.replace}
+    nodes = []
+    for node in workflow.nodes:
+        if node.id not in overlay.remove:
+            node = dataclasses.replace(replacements.get(node.id, node), **overlay.edit.get(node.id, {}))
+            nodes += [node, *overlay.insert_after.get(node.id, ())]
+    links = []
+    for link in workflow.links:
+        source, _, target, input_name = link
+        if not {source, target} & overlay.remove:
+            links += overlay.reroute.get((target, input_name), (link,))
+    return dataclasses.replace(
+        workflow, nodes=tuple(nodes), links=(*links, *overlay.links), about=overlay.about or workflow.about,
+        readme=overlay.readme or workflow.readme,
+    )
 
 
-def O(name, socket_type):  # noqa: E743 (an output socket)
-    return {"name": name, "type": socket_type}
+def readme_text(workflow: Workflow) -> str:
+    """The Read me, listing the model files the graph's widgets name, so it never misses or invents one."""
+    named = {value for node in workflow.nodes for value in node.widgets}
+    model_files = "".join(f"- {line}\n" for file, line in MODEL_FILES.items() if file in named)
+    return workflow.readme.format(about=workflow.about, model_files=model_files)
+
+
+def to_ui(workflow: Workflow, workflow_number: int) -> dict:
+    graph = Graph()
+    for node in workflow.nodes:
+        graph.add(dataclasses.replace(node, widgets=(readme_text(workflow),)) if node.type == "MarkdownNote" else node)
+    for link in workflow.links:
+        graph.link(*link)
+    return {
+        "id": f"6b0c7f2e-1ced-4c1e-9b61-1ced17{workflow_number:06d}",
+        "revision": 0,
+        "last_node_id": max(node.id for node in workflow.nodes),
+        "last_link_id": len(graph.links),
+        "nodes": graph.nodes,
+        "links": graph.links,
+        "groups": [],
+        "config": {},
+        "extra": {"ds": {"scale": 0.72, "offset": [10, 10]}},
+        "version": 0.4,
+    }
 
 
 def build(variant: str) -> dict:
-    if variant == "multiturn":
-        return build_multiturn()
-    g = Graph()
-    VARIANT = variant
-    CN, UP, LOWVRAM = VARIANT == "controlnet", VARIANT == "upscale", VARIANT == "lowvram"
-    g.add(
-        1,
-        "LoadImage",
-        [40, 420],
-        [320, 360],
-        ["icedit_example.png", "image"],
-        title="Source image",
-        outputs=[O("IMAGE", "IMAGE"), O("MASK", "MASK")],
-    )
-    g.add(
-        2,
-        "ICEditDiptych",
-        [400, 420],
-        [300, 100],
-        [512],
-        ours=True,
-        inputs=[I("image", "IMAGE")],
-        outputs=[O("diptych", "IMAGE"), O("mask", "MASK"), O("layout", "ICEDIT_LAYOUT")],
-    )
-    g.add(
-        3,
-        "UNETLoader",
-        [40, 60],
-        [320, 90],
-        ["flux1-fill-dev.safetensors", "fp8_e4m3fn" if LOWVRAM else "default"],
-        outputs=[O("MODEL", "MODEL")],
-    )
-    MOE = variant in ("moe", "early_filter")
-    EF = variant == "early_filter"
-    if MOE:
-        g.add(
-            4,
-            "ICEditMoELoRALoader",
-            [400, 60],
-            [320, 130],
-            ["ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors", 1.0, 0],
-            ours=True,
-            inputs=[I("model", "MODEL")],
-            outputs=[O("MODEL", "MODEL"), O("report", "STRING")],
-        )
-        g.add(16, "PreviewAny", [760, 420], [300, 160], [], title="MoE-LoRA report", inputs=[I("source", "*")])
-    else:
-        g.add(
-            4,
-            "LoraLoaderModelOnly",
-            [400, 60],
-            [320, 90],
-            ["ICEdit-normal-lora/pytorch_lora_weights.safetensors", 1.0],
-            title="ICEdit normal LoRA",
-            inputs=[I("model", "MODEL")],
-            outputs=[O("MODEL", "MODEL")],
-        )
-    g.add(
-        5,
-        "ICEditModelSamplingFlux",
-        [760, 60],
-        [300, 110],
-        [1.15, 0.5],
-        ours=True,
-        inputs=[I("model", "MODEL"), I("layout", "ICEDIT_LAYOUT")],
-        outputs=[O("MODEL", "MODEL")],
-    )
-    g.add(
-        6,
-        "DualCLIPLoader",
-        [40, 200],
-        [320, 130],
-        ["clip_l.safetensors", "t5xxl_fp16.safetensors", "flux", "default"],
-        outputs=[O("CLIP", "CLIP")],
-    )
-    g.add(
-        7,
-        "ICEditPromptEncode",
-        [400, 200],
-        [340, 200],
-        ["make the sky a warm sunset", "released", _released_template(), 50.0],
-        ours=True,
-        inputs=[I("clip", "CLIP")],
-        outputs=[
-            O("positive", "CONDITIONING"),
-            O("negative", "CONDITIONING"),
-            O("prompt", "STRING"),
-            O("instruction", "STRING"),
-        ],
-    )
-    g.add(8, "VAELoader", [40, 800], [320, 60], ["ae.safetensors"], outputs=[O("VAE", "VAE")])
-    g.add(
-        9,
-        "ICEditFillConditioning",
-        [780, 260],
-        [300, 140],
-        [],
-        ours=True,
-        inputs=[
-            I("positive", "CONDITIONING"),
-            I("negative", "CONDITIONING"),
-            I("vae", "VAE"),
-            I("diptych", "IMAGE"),
-            I("mask", "MASK"),
-        ],
-        outputs=[O("positive", "CONDITIONING"), O("negative", "CONDITIONING"), O("latent", "LATENT")],
-    )
-    if EF:
-        g.add(
-            10,
-            "ICEditEarlyFilterSampler",
-            [1120, 60],
-            [340, 420],
-            [42, "fixed", 6, 10, 28, 1.0, "euler", "simple", "resume", "pairwise", 0],
-            ours=True,
-            inputs=[
-                I("model", "MODEL"),
-                I("positive", "CONDITIONING"),
-                I("negative", "CONDITIONING"),
-                I("latent", "LATENT"),
-                I("vae", "VAE"),
-                I("judge", "ICEDIT_JUDGE"),
-                I("layout", "ICEDIT_LAYOUT"),
-                I("instruction", "STRING"),
-            ],
-            outputs=[O("latent", "LATENT"), O("previews", "IMAGE"), O("winner_seed", "INT"), O("report", "STRING")],
-        )
-        g.add(
-            17,
-            "ICEditVLMJudgeLocal",
-            [760, 600],
-            [320, 110],
-            ["Qwen2.5-VL-7B-Instruct", "auto", 256],
-            ours=True,
-            outputs=[O("judge", "ICEDIT_JUDGE")],
-        )
-        g.add(
-            18,
-            "PreviewImage",
-            [1120, 520],
-            [420, 300],
-            [],
-            title="Candidates the judge saw",
-            inputs=[I("images", "IMAGE")],
-        )
-        g.add(19, "PreviewAny", [1560, 520], [360, 260], [], title="Early Filter report", inputs=[I("source", "*")])
-    else:
-        g.add(
-            10,
-            "KSampler",
-            [1120, 60],
-            [320, 270],
-            [42, "fixed", 28, 1.0, "euler", "simple", 1.0],
-            inputs=[
-                I("model", "MODEL"),
-                I("positive", "CONDITIONING"),
-                I("negative", "CONDITIONING"),
-                I("latent_image", "LATENT"),
-            ],
-            outputs=[O("LATENT", "LATENT")],
-        )
-    g.add(
-        11,
-        "VAEDecode",
-        [1480, 60],
-        [220, 50],
-        [],
-        inputs=[I("samples", "LATENT"), I("vae", "VAE")],
-        outputs=[O("IMAGE", "IMAGE")],
-    )
-    g.add(
-        12,
-        "ICEditCrop",
-        [1480, 160],
-        [240, 80],
-        [],
-        ours=True,
-        inputs=[I("image", "IMAGE"), I("layout", "ICEDIT_LAYOUT")],
-        outputs=[O("edited", "IMAGE"), O("comparison", "IMAGE")],
-    )
-    if CN:
-        g.add(
-            20,
-            "ControlNetLoader",
-            [400, 600],
-            [320, 60],
-            ["flux-canny-controlnet-v3.safetensors"],
-            outputs=[O("CONTROL_NET", "CONTROL_NET")],
-        )
-        g.add(
-            21,
-            "Canny",
-            [400, 700],
-            [300, 90],
-            [0.4, 0.8],
-            title="Canny of the source",
-            inputs=[I("image", "IMAGE")],
-            outputs=[O("IMAGE", "IMAGE")],
-        )
-        g.add(
-            22,
-            "ICEditApplyLayout",
-            [760, 700],
-            [300, 100],
-            ["same as left"],
-            ours=True,
-            inputs=[I("layout", "ICEDIT_LAYOUT"), I("image", "IMAGE"), I("mask", "MASK")],
-            outputs=[O("image", "IMAGE"), O("mask", "MASK")],
-        )
-        g.add(
-            23,
-            "ControlNetApplyAdvanced",
-            [1120, 420],
-            [320, 190],
-            [0.6, 0.0, 0.5],
-            inputs=[
-                I("positive", "CONDITIONING"),
-                I("negative", "CONDITIONING"),
-                I("control_net", "CONTROL_NET"),
-                I("image", "IMAGE"),
-                I("vae", "VAE"),
-            ],
-            outputs=[O("positive", "CONDITIONING"), O("negative", "CONDITIONING")],
-        )
-    if UP:
-        g.add(
-            20,
-            "UpscaleModelLoader",
-            [1480, 300],
-            [300, 60],
-            ["RealESRGAN_x4plus.pth"],
-            outputs=[O("UPSCALE_MODEL", "UPSCALE_MODEL")],
-        )
-        g.add(
-            21,
-            "ImageUpscaleWithModel",
-            [1480, 400],
-            [240, 50],
-            [],
-            inputs=[I("upscale_model", "UPSCALE_MODEL"), I("image", "IMAGE")],
-            outputs=[O("IMAGE", "IMAGE")],
-        )
-    g.add(
-        13, "SaveImage", [1760, 60], [360, 400], ["ICEdit/edited"], title="Save edited", inputs=[I("images", "IMAGE")]
-    )
-    g.add(
-        14,
-        "SaveImage",
-        [1760, 500],
-        [520, 320],
-        ["ICEdit/comparison"],
-        title="Save before | after",
-        inputs=[I("images", "IMAGE")],
-    )
-    if EF:
-        title = (
-            "## ICEdit — MoE-LoRA + Early Filter\n\n"
-            "Six seeds run 10 of 28 steps as one batch; the local vision-language judge compares their previews "
-            "pairwise (as in the paper) and only the winner finishes, continuing where it stopped. Previews and "
-            "the judge's reasons appear below.\n\n"
-        )
-    elif MOE:
-        title = (
-            "## ICEdit — MoE-LoRA edit\n\n"
-            "The ICEdit MoE-LoRA Loader merges the plain LoRA part and routes every token through its expert "
-            "(4 experts, top-1) while sampling.\n\n"
-        )
-    elif CN:
-        title = (
-            "## ICEdit — edit guided by a ControlNet\n\n"
-            "A Canny map of the source is laid out with the diptych's geometry (ICEdit Apply Layout) and guides "
-            "the first half of sampling through a Flux ControlNet, so the edit keeps the source's structure. "
-            "Swap Canny for any preprocessor and the ControlNet to match.\n\n"
-        )
-    elif UP:
-        title = (
-            "## ICEdit — edit, then upscale\n\n"
-            "ICEdit edits at panel width 512; an upscale model brings the edit back up (4x with Real-ESRGAN).\n\n"
-        )
-    elif LOWVRAM:
-        title = (
-            "## ICEdit — low VRAM\n\n"
-            "The basic edit with the FLUX.1 Fill weights loaded as fp8 (e4m3fn): about half the memory of bf16; "
-            "ComfyUI offloads what still does not fit. Quality is close to bf16.\n\n"
-        )
-    else:
-        title = "## ICEdit — basic edit (normal LoRA)\n\n"
-    lora_line = (
-        "- `loras/ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors` — sanaka87/ICEdit-MoE-LoRA\n"
-        if MOE
-        else "- `loras/ICEdit-normal-lora/pytorch_lora_weights.safetensors` — RiverZ/normal-lora\n"
-    )
-    vlm_line = (
-        "- `vlm/Qwen2.5-VL-7B-Instruct/` — the whole Hugging Face folder Qwen/Qwen2.5-VL-7B-Instruct (the paper "
-        "judged with the 72B; any image-text-to-text model folder works)\n"
-        if EF
-        else ""
-    )
-    extra_line = (
-        "- `controlnet/flux-canny-controlnet-v3.safetensors` — XLabs-AI/flux-controlnet-canny-v3\n"
-        if CN
-        else "- `upscale_models/RealESRGAN_x4plus.pth` — xinntao/Real-ESRGAN releases\n"
-        if UP
-        else ""
-    )
-    note = (
-        title + "Write the edit in **ICEdit Prompt Encode**, load an image, queue.\n\n"
-        "Model files (ComfyUI/models/...):\n"
-        "- `diffusion_models/flux1-fill-dev.safetensors` — black-forest-labs/FLUX.1-Fill-dev\n"
-        "- `text_encoders/clip_l.safetensors`, `text_encoders/t5xxl_fp16.safetensors` — comfyanonymous/flux_text_encoders\n"
-        "- `vae/ae.safetensors` — black-forest-labs/FLUX.1-Fill-dev (or FLUX.1-dev)\n"
-        + lora_line
-        + vlm_line
-        + extra_line
-        + "\nICEdit works at panel width 512 (a 1024-wide diptych); guidance 50, 28 steps, euler/simple, cfg 1. "
-        "If an edit fails, try another seed."
-    )
-    g.add(15, "MarkdownNote", [40, 900], [520, 300], [note], title="Read me")
-    g.link(1, 0, 2, "image")
-    g.link(3, 0, 4, "model")
-    g.link(4, 0, 5, "model")
-    g.link(2, 2, 5, "layout")
-    g.link(6, 0, 7, "clip")
-    g.link(7, 0, 9, "positive")
-    g.link(7, 1, 9, "negative")
-    g.link(8, 0, 9, "vae")
-    g.link(2, 0, 9, "diptych")
-    g.link(2, 1, 9, "mask")
-    g.link(5, 0, 10, "model")
-    if CN:
-        g.link(1, 0, 21, "image")
-        g.link(2, 2, 22, "layout")
-        g.link(21, 0, 22, "image")
-        g.link(9, 0, 23, "positive")
-        g.link(9, 1, 23, "negative")
-        g.link(20, 0, 23, "control_net")
-        g.link(22, 0, 23, "image")
-        g.link(8, 0, 23, "vae")
-        g.link(23, 0, 10, "positive")
-        g.link(23, 1, 10, "negative")
-    else:
-        g.link(9, 0, 10, "positive")
-        g.link(9, 1, 10, "negative")
-    if EF:
-        g.link(9, 2, 10, "latent")
-        g.link(8, 0, 10, "vae")
-        g.link(17, 0, 10, "judge")
-        g.link(2, 2, 10, "layout")
-        g.link(7, 3, 10, "instruction")
-        g.link(10, 1, 18, "images")
-        g.link(10, 3, 19, "source")
-    else:
-        g.link(9, 2, 10, "latent_image")
-    g.link(10, 0, 11, "samples")
-    g.link(8, 0, 11, "vae")
-    g.link(11, 0, 12, "image")
-    g.link(2, 2, 12, "layout")
-    if UP:
-        g.link(20, 0, 21, "upscale_model")
-        g.link(12, 0, 21, "image")
-        g.link(21, 0, 13, "images")
-    else:
-        g.link(12, 0, 13, "images")
-    g.link(12, 1, 14, "images")
-    if MOE:
-        g.link(4, 1, 16, "source")
-    wf = {
-        "id": "6b0c7f2e-1ced-4c1e-9b61-1ced1700000"
-        + str(["basic", "moe", "early_filter", "controlnet", "upscale", "lowvram"].index(VARIANT) + 1),
-        "revision": 0,
-        "last_node_id": max(n["id"] for n in g.nodes),
-        "last_link_id": len(g.links),
-        "nodes": g.nodes,
-        "links": g.links,
-        "groups": [],
-        "config": {},
-        "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
-        "version": 0.4,
-    }
-    POS = {
-        1: (20, 40),
-        3: (20, 420),
-        6: (20, 540),
-        8: (20, 720),
-        15: (20, 820),
-        2: (380, 40),
-        4: (380, 200),
-        7: (380, 360),
-        17: (760, 420),
-        20: (760, 420),
-        21: (760, 540),
-        22: (760, 680),
-        5: (760, 40),
-        9: (760, 210),
-        10: (1120, 40),
-        23: (1120, 520),
-        16: (760, 420),
-        11: (1500, 40),
-        12: (1500, 140),
-        18: (1120, 520),
-        19: (1500, 520),
-        13: (1800, 40),
-        14: (1800, 440),
-    }
-    if UP:
-        POS[20], POS[21] = (1500, 280), (1500, 390)
-    if MOE and not EF:
-        POS[16] = (380, 700)
-    for node in g.nodes:
-        node["pos"] = list(POS[node["id"]])
-    wf["extra"]["ds"] = {"scale": 0.72, "offset": [10, 10]}
-    return wf
-
-
-def build_multiturn() -> dict:
-    """Loaders -> ICEdit Multi-Turn Edit -> the final image and every turn."""
-    g = Graph()
-    g.add(1, "LoadImage", [20, 40], [320, 360], ["icedit_example.png", "image"], title="Source image",
-          outputs=[O("IMAGE", "IMAGE"), O("MASK", "MASK")])
-    g.add(3, "UNETLoader", [20, 440], [320, 90], ["flux1-fill-dev.safetensors", "default"], outputs=[O("MODEL", "MODEL")])
-    g.add(4, "LoraLoaderModelOnly", [380, 440], [340, 90], ["ICEdit-normal-lora/pytorch_lora_weights.safetensors", 1.0],
-          title="ICEdit normal LoRA", inputs=[I("model", "MODEL")], outputs=[O("MODEL", "MODEL")])
-    g.add(6, "DualCLIPLoader", [20, 570], [320, 130], ["clip_l.safetensors", "t5xxl_fp16.safetensors", "flux", "default"],
-          outputs=[O("CLIP", "CLIP")])
-    g.add(8, "VAELoader", [20, 740], [320, 60], ["ae.safetensors"], outputs=[O("VAE", "VAE")])
-    g.add(30, "ICEditMultiTurn", [760, 40], [380, 420],
-          ["make the sky a warm sunset\nadd a red kite in the sky\nmake it look like a watercolor painting", 42,
-           "fixed", 28, 512, 50.0, "euler", "simple"], ours=True,
-          inputs=[I("model", "MODEL"), I("clip", "CLIP"), I("vae", "VAE"), I("image", "IMAGE")],
-          outputs=[O("final", "IMAGE"), O("turns", "IMAGE"), O("log", "STRING")])
-    g.add(13, "SaveImage", [1180, 40], [360, 400], ["ICEdit/edited"], title="Save final", inputs=[I("images", "IMAGE")])
-    g.add(31, "SaveImage", [1180, 480], [640, 320], ["ICEdit/turns"], title="Save every turn",
-          inputs=[I("images", "IMAGE")])
-    g.add(32, "PreviewAny", [760, 500], [380, 160], [], title="Seeds per turn", inputs=[I("source", "*")])
-    note = ("## ICEdit — multi-turn editing\n\nOne instruction per line in **ICEdit Multi-Turn Edit**; each turn "
-            "edits the previous result at the source's size, turn i with seed + i. Every turn is saved.\n\n"
-            "Model files (ComfyUI/models/...):\n"
-            "- `diffusion_models/flux1-fill-dev.safetensors` — black-forest-labs/FLUX.1-Fill-dev\n"
-            "- `text_encoders/clip_l.safetensors`, `text_encoders/t5xxl_fp16.safetensors` — comfyanonymous/flux_text_encoders\n"
-            "- `vae/ae.safetensors` — black-forest-labs/FLUX.1-Fill-dev (or FLUX.1-dev)\n"
-            "- `loras/ICEdit-normal-lora/pytorch_lora_weights.safetensors` — RiverZ/normal-lora\n")
-    g.add(15, "MarkdownNote", [20, 840], [520, 260], [note], title="Read me")
-    g.link(3, 0, 4, "model")
-    g.link(4, 0, 30, "model")
-    g.link(6, 0, 30, "clip")
-    g.link(8, 0, 30, "vae")
-    g.link(1, 0, 30, "image")
-    g.link(30, 0, 13, "images")
-    g.link(30, 1, 31, "images")
-    g.link(30, 2, 32, "source")
-    return {"id": "6b0c7f2e-1ced-4c1e-9b61-1ced17000007", "revision": 0, "last_node_id": 32,
-            "last_link_id": len(g.links), "nodes": g.nodes, "links": g.links, "groups": [], "config": {},
-            "extra": {"ds": {"scale": 0.72, "offset": [10, 10]}}, "version": 0.4}
+    workflow, overlays = WORKFLOWS[variant]
+    return to_ui(functools.reduce(apply, overlays, workflow), VARIANTS.index(variant) + 1)
 
 
 def main(argv=None) -> None:

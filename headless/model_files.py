@@ -1,19 +1,34 @@
 """Which model files the shipped workflows load: the official releases' names, and the smoke-test stand-ins.
 Stdlib only (the runner reads it without ComfyUI)."""
 
-# (node type, input name) -> (ComfyUI models folders: the current name first, then its older alias;
-# the file name as the official release names it)
+# (node type, input name) of every loader input that names a model file -> the ComfyUI models folders it reads
+# (the current name first, then its older alias)
+LOADER_INPUTS = {
+    ("UNETLoader", "unet_name"): ("diffusion_models", "unet"),
+    ("DualCLIPLoader", "clip_name1"): ("text_encoders", "clip"),
+    ("DualCLIPLoader", "clip_name2"): ("text_encoders", "clip"),
+    ("VAELoader", "vae_name"): ("vae",),
+    ("LoraLoaderModelOnly", "lora_name"): ("loras",),
+    ("ICEditMoELoRALoader", "lora_name"): ("loras",),
+    ("ControlNetLoader", "control_net_name"): ("controlnet",),
+    ("UpscaleModelLoader", "model_name"): ("upscale_models",),
+    ("ICEditVLMJudgeLocal", "model_folder"): ("vlm",),
+}
+
+# The files the shipped workflows name, as the official releases name them -> the role of their smoke-test
+# stand-in (SMOKE_FILES). Keyed by file, because one loader type may load two of them (ICEdit's LoRA and Turbo).
 REAL_MODELS = {
-    ("UNETLoader", "unet_name"): (("diffusion_models", "unet"), "flux1-fill-dev.safetensors"),
-    ("DualCLIPLoader", "clip_name1"): (("text_encoders", "clip"), "clip_l.safetensors"),
-    ("DualCLIPLoader", "clip_name2"): (("text_encoders", "clip"), "t5xxl_fp16.safetensors"),
-    ("VAELoader", "vae_name"): (("vae",), "ae.safetensors"),
-    ("LoraLoaderModelOnly", "lora_name"): (("loras",), "ICEdit-normal-lora/pytorch_lora_weights.safetensors"),
-    ("ICEditMoELoRALoader", "lora_name"): (("loras",), "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors"),
-    ("ControlNetLoader", "control_net_name"): (("controlnet",), "flux-canny-controlnet-v3.safetensors"),
-    ("UpscaleModelLoader", "model_name"): (("upscale_models",), "RealESRGAN_x4plus.pth"),
+    "flux1-fill-dev.safetensors": "unet",
+    "clip_l.safetensors": "text_encoders",
+    "t5xxl_fp16.safetensors": "text_encoders",
+    "ae.safetensors": "vae",
+    "ICEdit-normal-lora/pytorch_lora_weights.safetensors": "lora",
+    "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors": "moe_lora",
+    "FLUX.1-Turbo-Alpha.safetensors": "turbo_lora",
+    "flux-canny-controlnet-v3.safetensors": "controlnet",
+    "RealESRGAN_x4plus.pth": "upscale",
     # A folder: Qwen/Qwen2.5-VL-7B-Instruct downloaded whole (the paper judged with the 72B model).
-    ("ICEditVLMJudgeLocal", "model_folder"): (("vlm",), "Qwen2.5-VL-7B-Instruct"),
+    "Qwen2.5-VL-7B-Instruct": "vlm",
 }
 
 # role -> (ComfyUI models folder, file name) of the generated random-weight stand-ins
@@ -22,19 +37,19 @@ SMOKE_FILES = {
     "vae": ("vae", "icedit-smoke-test-ae.safetensors"),
     "text_encoders": ("text_encoders", "icedit-smoke-test-text-encoders.safetensors"),
     "lora": ("loras", "icedit-smoke-test-normal-lora.safetensors"),
+    "turbo_lora": ("loras", "icedit-smoke-test-turbo-lora.safetensors"),  # the Turbo-Alpha layout, both streams
     "moe_lora": ("loras", "icedit-smoke-test-moe-lora.safetensors"),
     "vlm": ("vlm", "icedit-smoke-test-qwen2-vl"),  # a Hugging Face model folder
     "controlnet": ("controlnet", "icedit-smoke-test-flux-controlnet.safetensors"),
     "upscale": ("upscale_models", "icedit-smoke-test-upscaler-x2.safetensors"),
 }
 
-# (node type, input name) -> smoke role, for the loaders whose real file has a smoke stand-in
-SMOKE_ROLE = {
-    ("UNETLoader", "unet_name"): "unet",
-    ("VAELoader", "vae_name"): "vae",
-    ("LoraLoaderModelOnly", "lora_name"): "lora",
-    ("ICEditMoELoRALoader", "lora_name"): "moe_lora",
-    ("ICEditVLMJudgeLocal", "model_folder"): "vlm",
-    ("ControlNetLoader", "control_net_name"): "controlnet",
-    ("UpscaleModelLoader", "model_name"): "upscale",
+# The environment variable that makes the pack register its smoke-test text-encoder loader (nodes/smoke_test.py
+# reads it): the runner sets it on the servers it starts for smoke runs, the tests on theirs.
+SMOKE_NODES_ENV = "ICEDIT_SMOKE_TEST_NODES"
+
+# (node type, input name) -> value, for checks that random weights cannot pass: a random model draws noise on
+# the diptych's left panel too, so ICEdit Crop's check that the left panel shows the source is off.
+SMOKE_SETTINGS = {
+    ("ICEditCrop", "check_source"): False,
 }

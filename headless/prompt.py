@@ -11,7 +11,7 @@ import copy
 import json
 import os
 
-from .model_files import REAL_MODELS, SMOKE_FILES, SMOKE_ROLE
+from .model_files import LOADER_INPUTS, REAL_MODELS, SMOKE_FILES, SMOKE_SETTINGS
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOW_DIR = os.path.join(PACK_ROOT, "workflows")
@@ -97,28 +97,33 @@ def model_files(prompt: dict) -> list[tuple[str, str, str]]:
     _, stand_in, stand_in_input = SMOKE_CLIP_SWAP
     return [(node_id, input_name, value) for node_id, node in sorted(prompt.items())
             for input_name, value in node["inputs"].items()
-            if (node["class_type"], input_name) in REAL_MODELS or (node["class_type"], input_name) == (
+            if (node["class_type"], input_name) in LOADER_INPUTS or (node["class_type"], input_name) == (
                 stand_in, stand_in_input)]
 
 
 def real_files_missing(workflow: dict, model_dirs: list[str]) -> list[str]:
     """The official model files a UI-format workflow loads that none of `model_dirs` holds, as 'folder/file'."""
-    types = {node["type"] for node in workflow["nodes"]}
-    return sorted(f"{folders[0]}/{filename}" for (node_type, _), (folders, filename) in REAL_MODELS.items()
-                  if node_type in types and not any(os.path.exists(os.path.join(root, folder, filename))
-                                                    for root in model_dirs for folder in folders))
+    folders_by_type = {node_type: folders for (node_type, _), folders in LOADER_INPUTS.items()}
+    named = {(value, folders_by_type[node["type"]]) for node in workflow["nodes"] if node["type"] in folders_by_type
+             for value in node.get("widgets_values") or [] if isinstance(value, str) and value in REAL_MODELS}
+    return sorted({f"{folders[0]}/{filename}" for filename, folders in named
+                   if not any(os.path.exists(os.path.join(root, folder, filename))
+                              for root in model_dirs for folder in folders)})
 
 
 def smoke_prompt(prompt: dict) -> dict:
-    """The prompt on the smoke-test models: each loader's file swapped for its random-weight stand-in, and the
-    stock DualCLIPLoader replaced by the pack's smoke-test text-encoder loader (ComfyUI fixes T5-XXL's size)."""
+    """The prompt on the smoke-test models: each loader's file swapped for its random-weight stand-in, the
+    stock DualCLIPLoader replaced by the pack's smoke-test text-encoder loader (ComfyUI fixes T5-XXL's size), and
+    the checks random weights cannot pass turned off (SMOKE_SETTINGS)."""
     prompt = copy.deepcopy(prompt)
     stock, stand_in, input_name = SMOKE_CLIP_SWAP
     for node in prompt.values():
-        for name in list(node["inputs"]):
-            role = SMOKE_ROLE.get((node["class_type"], name))
-            if role is not None:
-                node["inputs"][name] = SMOKE_FILES[role][1]
+        for name, value in list(node["inputs"].items()):
+            if (node["class_type"], name) in LOADER_INPUTS and value in REAL_MODELS:
+                node["inputs"][name] = SMOKE_FILES[REAL_MODELS[value]][1]
+        for (class_type, name), value in SMOKE_SETTINGS.items():
+            if node["class_type"] == class_type:
+                node["inputs"][name] = value
         if node["class_type"] == stock:
             node["class_type"] = stand_in
             node["inputs"] = {input_name: SMOKE_FILES["text_encoders"][1]}

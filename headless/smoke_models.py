@@ -21,8 +21,8 @@ import comfy.text_encoders.t5
 import safetensors.torch
 import torch
 
-from ..icedit_core import adapter_file
 from ..nodes.smoke_test import SMOKE_TEST_CONFIG_KEY, SmokeTestFluxTextEncoders
+from . import smoke_adapters
 from .model_files import SMOKE_FILES
 
 # Text encoders: the real tokenizers, tiny bodies. The Flux model below reads T5's d_model as its context
@@ -111,10 +111,17 @@ def text_encoders_state_dict(seed: int = 2) -> dict[str, torch.Tensor]:
 
 def adapter_state_dict(unet_config: dict, num_experts: int, seed: int) -> dict[str, torch.Tensor]:
     """An ICEdit adapter in the released layout sized to the model: normal LoRA (0 experts) or MoE-LoRA."""
-    shapes = adapter_file.lora_target_shapes(unet_config["hidden_size"], unet_config["depth"],
+    shapes = smoke_adapters.lora_target_shapes(unet_config["hidden_size"], unet_config["depth"],
                                              unet_config["depth_single_blocks"],
                                              in_channels=unet_config["in_channels"])
-    return adapter_file.random_moe_lora_state_dict(shapes, rank=32, num_experts=num_experts, seed=seed)
+    return smoke_adapters.random_moe_lora_state_dict(shapes, rank=32, num_experts=num_experts, seed=seed)
+
+
+def turbo_lora_state_dict(unet_config: dict, seed: int = 8) -> dict[str, torch.Tensor]:
+    """A stand-in for FLUX.1-Turbo-Alpha: a plain LoRA in its layout, sized to the model."""
+    shapes = smoke_adapters.turbo_layout_shapes(unet_config["hidden_size"], unet_config["depth"],
+                                                unet_config["depth_single_blocks"])
+    return smoke_adapters.random_lora_state_dict(shapes, rank=16, seed=seed)
 
 
 def flux_controlnet_state_dict(seed: int = 6) -> dict[str, torch.Tensor]:
@@ -210,7 +217,7 @@ def _generator_fingerprint() -> str:
     digest = hashlib.sha256()
     here = os.path.dirname(os.path.abspath(__file__))
     for path in (os.path.join(here, "smoke_models.py"), os.path.join(here, "model_files.py"),
-                 os.path.join(here, "..", "icedit_core", "adapter_file.py"),
+                 os.path.join(here, "smoke_adapters.py"), os.path.join(here, "..", "icedit_core", "adapter_file.py"),
                  os.path.join(here, "..", "nodes", "smoke_test.py")):
         with open(path, "rb") as handle:
             digest.update(handle.read())
@@ -252,6 +259,7 @@ def ensure_smoke_models(cache_root: str, log=print) -> str:
           metadata={SMOKE_TEST_CONFIG_KEY: json.dumps({"clip_l": CLIP_L_CONFIG, "t5xxl": T5XXL_CONFIG})})
     _save(bf16(adapter_state_dict(unet_config, num_experts=0, seed=3)), target("lora"))
     _save(bf16(adapter_state_dict(unet_config, num_experts=4, seed=4)), target("moe_lora"))
+    _save(bf16(turbo_lora_state_dict(unet_config)), target("turbo_lora"))
     save_tiny_qwen2_vl(target("vlm"))
     _save(bf16(flux_controlnet_state_dict()), target("controlnet"))
     _save(upscaler_state_dict(), target("upscale"))

@@ -10,6 +10,8 @@ import sys
 import time
 
 from . import comfy_host, prompt as prompts
+from .model_files import SMOKE_NODES_ENV
+from .prompt import SMOKE_CLIP_SWAP
 
 PACK_NODE = "ICEditDiptych"  # present when the pack loaded on that server
 
@@ -27,7 +29,8 @@ class EditWorker:
             python=setup.get("python") or sys.executable,
             # Ray pins OMP_NUM_THREADS to the actor's CPU share; the server gets the driver's setting instead,
             # so it computes exactly as a server started by hand (same thread split, same bytes).
-            env={"OMP_NUM_THREADS": setup.get("omp_num_threads")})
+            env={"OMP_NUM_THREADS": setup.get("omp_num_threads"),
+                 SMOKE_NODES_ENV: "1" if setup.get("smoke") else None})
         if not setup.get("url"):
             self.server.extra_model_paths = comfy_host.write_extra_model_paths(
                 os.path.join(self.server.workdir, "extra_model_paths.yaml"), setup["custom_nodes"],
@@ -56,6 +59,10 @@ class EditWorker:
                 continue
             if self.setup.get("smoke"):
                 api = prompts.smoke_prompt(api)
+                if SMOKE_CLIP_SWAP[1] not in info:
+                    problems.append(f"the ComfyUI at {self.server.url} does not register {SMOKE_CLIP_SWAP[1]}, "
+                                    f"which smoke runs need: start it with {SMOKE_NODES_ENV}=1")
+                    continue
             lacking = prompts.files_the_server_lacks(api, info)
             if lacking:
                 problems.append(f"workflow {name}: the server lists no model file for " + "; ".join(lacking))

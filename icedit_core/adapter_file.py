@@ -20,10 +20,6 @@ KEY_PREFIX = "transformer."
 TOP_K_METADATA_KEY = "top_k"
 ACCEPTED_PREFIXES = ("base_model.model.transformer.", "base_model.model.", "transformer.")
 
-# Target modules of the ICEdit adapters, per block, in diffusers naming.
-DOUBLE_BLOCK_TARGETS = ("norm1.linear", "attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "ff.net.2")
-SINGLE_BLOCK_TARGETS = ("norm.linear", "proj_mlp", "attn.to_q", "attn.to_k", "attn.to_v", "proj_out")
-
 _PLAIN = re.compile(r"^(?P<module>.+)\.lora_(?P<side>[AB])\.weight$")
 _EXPERT = re.compile(r"^(?P<module>.+)\.lora_(?P<side>[AB])\.expert_(?P<expert>\d+)\.weight$")
 _ROUTER = re.compile(r"^(?P<module>.+)\.lora_route\.weight$")
@@ -87,10 +83,6 @@ class Adapter:
 
     def default_top_k(self) -> int:
         return self.top_k or 1
-
-    @property
-    def is_moe(self) -> bool:
-        return bool(self.moe)
 
     @property
     def num_experts(self) -> int:
@@ -231,70 +223,25 @@ def read_adapter(path: str) -> Adapter:
     return adapter
 
 
+def lora_keys(module: str, expert: int | None = None) -> tuple[str, str]:
+    """The released layout's (down, up) keys of a module, or of one of its experts."""
+    suffix = "" if expert is None else f".expert_{expert}"
+    return f"{KEY_PREFIX}{module}.lora_A{suffix}.weight", f"{KEY_PREFIX}{module}.lora_B{suffix}.weight"
+
+
+def router_key(module: str) -> str:
+    return f"{KEY_PREFIX}{module}.lora_route.weight"
+
+
 def to_diffusers_lora_state_dict(modules: dict[str, LoraModule]) -> dict[str, torch.Tensor]:
     """Plain modules back in the released key layout (`transformer.<module>.lora_A/B.weight`)."""
     state_dict = {}
     for module, lora in modules.items():
-        state_dict[f"{KEY_PREFIX}{module}.lora_A.weight"] = lora.down
-        state_dict[f"{KEY_PREFIX}{module}.lora_B.weight"] = lora.up
+        down_key, up_key = lora_keys(module)
+        state_dict[down_key], state_dict[up_key] = lora.down, lora.up
     return state_dict
 
 
 def is_moe_target(module: str) -> bool:
     """The fork's rule: a module is MoE when its name contains `ff.net` or `proj_out`."""
     return "ff.net" in module or "proj_out" in module
-
-
-def lora_target_shapes(hidden_size: int, double_blocks: int, single_blocks: int, in_channels: int = 96,
-                       patch_size: int = 2, mlp_ratio: float = 4.0) -> dict[str, tuple[int, int]]:
-    """{diffusers module name: (in_features, out_features)} for every ICEdit adapter target of a Flux (Fill)
-    transformer of the given size. FLUX.1 Fill: hidden 3072, 19 double and 38 single blocks, 96 channels."""
-    mlp = int(hidden_size * mlp_ratio)
-    shapes = {"x_embedder": (in_channels * patch_size * patch_size, hidden_size)}
-    for n in range(double_blocks):
-        block = f"transformer_blocks.{n}."
-        shapes[block + "norm1.linear"] = (hidden_size, 6 * hidden_size)
-        for name in ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"):
-            shapes[block + name] = (hidden_size, hidden_size)
-        shapes[block + "ff.net.2"] = (mlp, hidden_size)
-    for n in range(single_blocks):
-        block = f"single_transformer_blocks.{n}."
-        shapes[block + "norm.linear"] = (hidden_size, 3 * hidden_size)
-        shapes[block + "proj_mlp"] = (hidden_size, mlp)
-        for name in ("attn.to_q", "attn.to_k", "attn.to_v"):
-            shapes[block + name] = (hidden_size, hidden_size)
-        shapes[block + "proj_out"] = (hidden_size + mlp, hidden_size)
-    return shapes
-
-
-def random_lora_state_dict(shapes: dict[str, tuple[int, int]], rank: int = 32, seed: int = 0,
-                           scale: float = 0.02, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """A normal (non-MoE) ICEdit LoRA in the released key layout with random weights, for tests and smoke
-    runs. lora_B is non-zero (a freshly initialised PEFT LoRA has B = 0 and would change nothing)."""
-    return random_moe_lora_state_dict(shapes, rank=rank, num_experts=0, seed=seed, scale=scale, dtype=dtype)
-
-
-def random_moe_lora_state_dict(shapes: dict[str, tuple[int, int]], rank: int = 32, num_experts: int = 4,
-                               seed: int = 0, scale: float = 0.02, router_scale: float = 1.0,
-                               dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """An ICEdit adapter in the released key layout with random weights: MoE on the `ff.net` / `proj_out`
-    modules when num_experts > 0 (the MoE-LoRA), plain LoRA elsewhere. A large router_scale spreads the router
-    logits apart, so that top-k decisions do not hinge on float rounding."""
-    generator = torch.Generator().manual_seed(seed)
-    state_dict = {}
-    for module, (fan_in, fan_out) in shapes.items():
-        prefix = f"{KEY_PREFIX}{module}"
-        if num_experts and is_moe_target(module):
-            for expert in range(num_experts):
-                state_dict[f"{prefix}.lora_A.expert_{expert}.weight"] = (
-                    torch.randn((rank, fan_in), generator=generator) / fan_in ** 0.5).to(dtype)
-                state_dict[f"{prefix}.lora_B.expert_{expert}.weight"] = (
-                    torch.randn((fan_out, rank), generator=generator) * scale).to(dtype)
-            state_dict[f"{prefix}.lora_route.weight"] = (
-                torch.randn((num_experts, fan_in), generator=generator) * router_scale / fan_in ** 0.5).to(dtype)
-        else:
-            state_dict[f"{prefix}.lora_A.weight"] = (torch.randn((rank, fan_in), generator=generator)
-                                                     / fan_in ** 0.5).to(dtype)
-            state_dict[f"{prefix}.lora_B.weight"] = (torch.randn((fan_out, rank), generator=generator)
-                                                     * scale).to(dtype)
-    return state_dict

@@ -28,8 +28,12 @@ class DiptychLayout:
     source_height: int
     panel_width: int
     panel_height: int
-    # The sources at their original size, RGB, [B, H, W, 3]: the "before" of comparisons.
+    # The sources at their original size, RGB, [B, H, W, 3]: the "before" of comparisons. The input tensor
+    # itself where it already is RGB float on the CPU, so a huge source is not held twice.
     sources: torch.Tensor = field(repr=False)
+    # A 16x16 thumbnail of each source panel [B, 16, 16, 3]: lets ICEditCrop see that a decoded diptych shows
+    # this layout's source and not another picture of the same size.
+    fingerprint: torch.Tensor = field(repr=False)
 
     @property
     def batch_size(self) -> int:
@@ -75,8 +79,31 @@ def to_rgb(images: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"IMAGE has {channels} channels; expected 1 (gray), 2, 3 (RGB) or 4 (RGBA)")
 
 
-def _is_8bit(images: torch.Tensor) -> bool:
-    return bool(torch.equal(torch.round(images * 255.0) / 255.0, images))
+ROWS_PER_SLAB = 512  # huge images are checked and converted a slab of rows at a time, not in whole copies
+
+
+def _as_uint8(image: torch.Tensor) -> np.ndarray | None:
+    """[H, W, 3] floats in [0, 1] -> uint8 when every value is an exact 8-bit level (what LoadImage gives), else
+    None. Works in slabs so a 100-megapixel image needs no full-size float temporaries."""
+    out = np.empty(tuple(image.shape), dtype=np.uint8)
+    for start in range(0, image.shape[0], ROWS_PER_SLAB):
+        slab = image[start:start + ROWS_PER_SLAB].float().clamp(0.0, 1.0)
+        levels = torch.round(slab * 255.0)
+        if not torch.equal(levels / 255.0, slab):
+            return None
+        out[start:start + ROWS_PER_SLAB] = levels.to(torch.uint8).numpy()
+    return out
+
+
+def _resize_float_planes(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """[H, W, C] float -> [height, width, C] with PIL's bicubic filter per channel, one channel in memory at a time."""
+    out = torch.empty((height, width, image.shape[-1]), dtype=torch.float32)
+    for channel in range(image.shape[-1]):
+        plane = np.ascontiguousarray(image[..., channel].detach().float().clamp(0.0, 1.0).numpy())
+        resized = Image.fromarray(plane, "F").resize((width, height), Image.BICUBIC)
+        del plane
+        out[..., channel] = torch.from_numpy(np.array(resized))  # np.array: PIL's buffer is read-only
+    return out.clamp_(0.0, 1.0)
 
 
 def resize_images(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -87,19 +114,27 @@ def resize_images(images: torch.Tensor, width: int, height: int) -> torch.Tensor
     """
     if images.shape[1] == height and images.shape[2] == width:
         return images.clone()
-    cpu = images.detach().float().cpu().clamp(0.0, 1.0)
     out = []
-    if _is_8bit(cpu):
-        for image in cpu:
-            pixels = torch.round(image * 255.0).to(torch.uint8).numpy()
+    for image in images.detach().cpu():
+        pixels = _as_uint8(image)
+        if pixels is not None:
             resized = Image.fromarray(pixels, "RGB").resize((width, height), Image.BICUBIC)
+            del pixels
             out.append(torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0))
-    else:
-        for image in cpu:
-            planes = [np.asarray(Image.fromarray(image[..., c].numpy(), "F").resize((width, height), Image.BICUBIC))
-                      for c in range(image.shape[-1])]
-            out.append(torch.from_numpy(np.stack(planes, axis=-1)).clamp(0.0, 1.0))
+        else:
+            out.append(_resize_float_planes(image, width, height))
     return torch.stack(out).to(images.dtype)
+
+
+FINGERPRINT_SIZE = 16
+# Mean absolute difference of the 16x16 thumbnails above which a decoded left panel is not the layout's source.
+# A VAE round trip or ICEdit's re-drawn left panel stays far below; another photo is usually well above.
+FINGERPRINT_TOLERANCE = 0.1
+
+
+def fingerprint(panels: torch.Tensor) -> torch.Tensor:
+    """[B, h, w, 3] -> [B, 16, 16, 3] area averages."""
+    return F.adaptive_avg_pool2d(panels.movedim(-1, 1).float(), FINGERPRINT_SIZE).movedim(1, -1)
 
 
 def build_diptych(images: torch.Tensor, panel_width: int = DEFAULT_PANEL_WIDTH
@@ -113,7 +148,7 @@ def build_diptych(images: torch.Tensor, panel_width: int = DEFAULT_PANEL_WIDTH
     mask = torch.zeros((batch, ph, 2 * pw), dtype=torch.float32)
     mask[:, :, pw:] = 1.0
     layout = DiptychLayout(source_width=width, source_height=height, panel_width=pw, panel_height=ph,
-                           sources=sources)
+                           sources=sources, fingerprint=fingerprint(panel))
     return diptych, mask, layout
 
 
@@ -165,23 +200,50 @@ def source_panels(layout: DiptychLayout) -> torch.Tensor:
     return resize_images(layout.sources, layout.panel_width, layout.panel_height)
 
 
-def _resize_float(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    if images.shape[1] == height and images.shape[2] == width:
-        return images
-    nchw = images.movedim(-1, 1).float()
-    resized = F.interpolate(nchw, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
-    return resized.movedim(1, -1).clamp(0.0, 1.0)
+# The comparison is for looking at: past this many pixels per side it is scaled down, so a 100-megapixel source
+# does not cost a second and third full-size copy (the edited output always keeps the source's size).
+COMPARISON_MAX_PIXELS = 2048 * 2048
+
+
+def comparison_size(width: int, height: int) -> tuple[int, int]:
+    if width * height <= COMPARISON_MAX_PIXELS:
+        return width, height
+    scale = (COMPARISON_MAX_PIXELS / (width * height)) ** 0.5
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def crop_edit(diptych: torch.Tensor, layout: DiptychLayout) -> tuple[torch.Tensor, torch.Tensor]:
     """Decoded diptych [N, h, 2w, C] -> (edited panels at the source size [N, H, W, 3],
-    before|after comparison [N, H, 2W, 3]). N may be a multiple of the number of sources (several samples)."""
+    before|after comparison [N, H', 2W', 3], at the source size up to COMPARISON_MAX_PIXELS per side).
+    N may be a multiple of the number of sources (several samples)."""
     _, right = panels(diptych, layout)
-    edited = _resize_float(right, layout.source_width, layout.source_height)
+    edited = torch.stack([_resize_float_planes(panel, layout.source_width, layout.source_height) for panel in right])
+    width, height = comparison_size(layout.source_width, layout.source_height)
+    if (width, height) == (layout.source_width, layout.source_height):
+        before, after = layout.sources, edited
+    else:
+        before = resize_images(layout.sources, width, height)
+        after = torch.stack([_resize_float_planes(panel, width, height) for panel in right])
     # Several samples per source come tiled, as ComfyUI's RepeatLatentBatch makes them: s0 s1 s0 s1 ...
-    before = layout.sources.repeat(edited.shape[0] // layout.batch_size, 1, 1, 1)
-    comparison = torch.cat([before, edited], dim=2)
+    before = before.repeat(edited.shape[0] // layout.batch_size, 1, 1, 1)
+    comparison = torch.cat([before.to(after.dtype), after], dim=2)
     return edited, comparison
+
+
+def check_source_matches(diptych: torch.Tensor, layout: DiptychLayout) -> None:
+    """Raise when the decoded diptych's left panel does not show the layout's source: the layout then comes from a
+    different picture (of the same size), and the "before" and the crop would be wrong."""
+    left, _ = panels(diptych, layout)
+    expected = layout.fingerprint.repeat(left.shape[0] // layout.batch_size, 1, 1, 1)
+    differences = (fingerprint(left) - expected).abs().mean(dim=(1, 2, 3))
+    worst = float(differences.max())
+    if worst > FINGERPRINT_TOLERANCE:
+        raise ValueError(
+            f"the decoded diptych's left panel does not show the source this layout was made from (mean difference "
+            f"{worst:.2f} on a {FINGERPRINT_SIZE}x{FINGERPRINT_SIZE} thumbnail; a faithful left panel stays under "
+            f"{FINGERPRINT_TOLERANCE}). The layout probably comes from another picture of the same size: link the "
+            "layout of the ICEditDiptych node that made this diptych. Random-weight test models draw noise on the "
+            "left as well: turn check_source off for those.")
 
 
 def check_mask_matches(image: torch.Tensor, mask: torch.Tensor) -> None:

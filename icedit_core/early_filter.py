@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PAPER, RESUME = "paper", "resume"
+SEED_LIMIT = 2 ** 64  # ComfyUI's seeds are unsigned 64-bit
+
+
+def consecutive_seeds(seed: int, count: int) -> list[int]:
+    """seed, seed + 1, ... wrapped past 2**64 - 1 to 0, so the largest seed a widget allows still works."""
+    return [(seed + i) % SEED_LIMIT for i in range(count)]
 
 
 def nfe(mode: str, candidates: int, early_steps: int, steps: int) -> int:

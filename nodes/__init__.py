@@ -9,7 +9,8 @@ from . import edit, judge, metrics, moe, multiturn, region, sampler, smoke_test
 class ICEditExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*edit.NODES, *multiturn.NODES, *region.NODES, *moe.NODES, *sampler.NODES, *judge.NODES, *metrics.NODES, *smoke_test.NODES]
+        return [*edit.NODES, *multiturn.NODES, *region.NODES, *moe.NODES, *sampler.NODES, *judge.NODES, *metrics.NODES,
+                *smoke_test.registered_nodes()]
 
 
 async def comfy_entrypoint() -> ICEditExtension:

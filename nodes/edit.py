@@ -1,17 +1,35 @@
 """The basic ICEdit path: diptych, in-context prompt, Fill conditioning, Flux shift, crop back."""
 from __future__ import annotations
 
-import nodes as comfy_nodes
 import torch
-from comfy_api.latest import io
-from comfy_extras.nodes_model_advanced import ModelSamplingFlux
+from comfy_api.latest import io, ui
 
 from ..icedit_core import diptych as dip
 from ..icedit_core import prompts
+from . import edit_path
 from .io_types import Layout
 from .validation import ICEditNode
 
 CATEGORY = "ICEdit"
+
+
+def shift_inputs() -> list:
+    return [
+        io.Float.Input("max_shift", default=edit_path.DEFAULT_MAX_SHIFT, min=0.0, max=100.0, step=0.01,
+                       tooltip="Shift at 4096 image tokens (Flux's default)."),
+        io.Float.Input("base_shift", default=edit_path.DEFAULT_BASE_SHIFT, min=0.0, max=100.0, step=0.01,
+                       tooltip="Shift at 256 image tokens (Flux's default)."),
+    ]
+
+
+def template_inputs() -> list:
+    return [
+        io.Combo.Input("template", options=list(prompts.TEMPLATES) + [prompts.CUSTOM], default="released",
+                       tooltip="released: the text ICEdit was trained with (recommended). paper: the wording of "
+                               "the paper. custom: your own text below."),
+        io.String.Input("custom_template", multiline=True, default=prompts.RELEASED_TEMPLATE,
+                        tooltip="Used when template is 'custom'. Must contain {instruction}."),
+    ]
 
 
 class ICEditDiptych(ICEditNode):
@@ -58,13 +76,10 @@ class ICEditPromptEncode(ICEditNode):
                 io.Clip.Input("clip", tooltip="The Flux text encoders (CLIP-L + T5-XXL)."),
                 io.String.Input("instruction", multiline=True, default="",
                                 placeholder="make the sky a sunset",
-                                tooltip="What to change, in plain words. Goes into the template as written."),
-                io.Combo.Input("template", options=list(prompts.TEMPLATES) + [prompts.CUSTOM],
-                               default="released",
-                               tooltip="released: the text ICEdit was trained with (recommended). paper: the "
-                                       "wording of the paper. custom: your own text below."),
-                io.String.Input("custom_template", multiline=True, default=prompts.RELEASED_TEMPLATE,
-                                tooltip="Used when template is 'custom'. Must contain {instruction}."),
+                                tooltip="What to change, in plain words. Goes into the template as written. "
+                                        "T5 reads at most 512 tokens; a longer prompt is cut and the node "
+                                        "says so."),
+                *template_inputs(),
                 io.Float.Input("guidance", default=50.0, min=0.0, max=100.0, step=0.1,
                                tooltip="Flux embedded guidance. ICEdit uses 50."),
             ],
@@ -79,10 +94,10 @@ class ICEditPromptEncode(ICEditNode):
 
     @classmethod
     def execute(cls, clip, instruction, template, custom_template, guidance) -> io.NodeOutput:
-        text = prompts.build_prompt(instruction, prompts.resolve_template(template, custom_template))
-        positive = clip.encode_from_tokens_scheduled(clip.tokenize(text), add_dict={"guidance": guidance})
-        (negative,) = comfy_nodes.ConditioningZeroOut().zero_out(positive)
-        return io.NodeOutput(positive, negative, text, instruction.strip())
+        positive, negative, text, tokens = edit_path.encode_prompt(
+            clip, instruction, prompts.resolve_template(template, custom_template), guidance)
+        # The token counts show on the node itself (web/js/show_text.js), where the user looks, not only in the log.
+        return io.NodeOutput(positive, negative, text, instruction.strip(), ui=ui.PreviewText(tokens.text()))
 
 
 class ICEditFillConditioning(ICEditNode):
@@ -114,13 +129,7 @@ class ICEditFillConditioning(ICEditNode):
 
     @classmethod
     def execute(cls, positive, negative, vae, diptych, mask) -> io.NodeOutput:
-        dip.check_mask_matches(diptych, mask)
-        if diptych.shape[1] % dip.PANEL_MULTIPLE or diptych.shape[2] % dip.PANEL_MULTIPLE:
-            raise ValueError(f"the diptych is {diptych.shape[2]}x{diptych.shape[1]}; Flux Fill needs both sides "
-                             f"to be multiples of {dip.PANEL_MULTIPLE}. Make it with ICEditDiptych.")
-        positive, negative, latent = comfy_nodes.InpaintModelConditioning().encode(
-            positive, negative, diptych, vae, mask, noise_mask=False)
-        return io.NodeOutput(positive, negative, latent)
+        return io.NodeOutput(*edit_path.fill_conditioning(positive, negative, vae, diptych, mask))
 
 
 class ICEditModelSamplingFlux(ICEditNode):
@@ -136,19 +145,14 @@ class ICEditModelSamplingFlux(ICEditNode):
             inputs=[
                 io.Model.Input("model", tooltip="The FLUX.1 Fill model (after any LoRA loaders)."),
                 Layout.Input("layout", tooltip="From ICEditDiptych; gives the diptych's width and height."),
-                io.Float.Input("max_shift", default=1.15, min=0.0, max=100.0, step=0.01,
-                               tooltip="Shift at 4096 image tokens (Flux's default)."),
-                io.Float.Input("base_shift", default=0.5, min=0.0, max=100.0, step=0.01,
-                               tooltip="Shift at 256 image tokens (Flux's default)."),
+                *shift_inputs(),
             ],
             outputs=[io.Model.Output(tooltip="The model with the shift for this diptych's size.")],
         )
 
     @classmethod
     def execute(cls, model, layout, max_shift, base_shift) -> io.NodeOutput:
-        (patched,) = ModelSamplingFlux().patch(model, max_shift, base_shift,
-                                               layout.diptych_width, layout.diptych_height)
-        return io.NodeOutput(patched)
+        return io.NodeOutput(edit_path.shift_for_layout(model, layout, max_shift, base_shift))
 
 
 class ICEditCrop(ICEditNode):
@@ -159,19 +163,28 @@ class ICEditCrop(ICEditNode):
             display_name="ICEdit Crop",
             category=CATEGORY,
             description="Cuts the edited right half out of the decoded diptych and resizes it back to the "
-                        "source's original size and aspect.",
+                        "source's original size and aspect. Checks first that the diptych's left panel shows the "
+                        "layout's source, so a layout from another picture cannot give a wrong 'before'.",
             inputs=[
                 io.Image.Input("image", tooltip="The decoded diptych (VAE Decode of the sampled latent)."),
                 Layout.Input("layout", tooltip="From the ICEditDiptych node that made this diptych."),
+                io.Boolean.Input("check_source", default=True,
+                                 tooltip="Compare the decoded left panel with a thumbnail of the layout's source "
+                                         "and stop when they differ. Leave on; random-weight test models draw "
+                                         "noise on the left, so the smoke tests turn it off."),
             ],
             outputs=[
                 io.Image.Output("edited", display_name="edited", tooltip="The edit, at the source's size."),
-                io.Image.Output("comparison", display_name="comparison", tooltip="Before | after, side by side, at the source's size."),
+                io.Image.Output("comparison", display_name="comparison",
+                                tooltip="Before | after, side by side, at the source's size (scaled down past 4 "
+                                        "megapixels per side: it is for looking at)."),
             ],
         )
 
     @classmethod
-    def execute(cls, image, layout) -> io.NodeOutput:
+    def execute(cls, image, layout, check_source=True) -> io.NodeOutput:
+        if check_source:
+            dip.check_source_matches(image, layout)
         edited, comparison = dip.crop_edit(image, layout)
         return io.NodeOutput(edited, comparison)
 

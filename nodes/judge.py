@@ -94,7 +94,8 @@ class ICEditVLMJudgeAPI(ICEditNode):
             display_name="ICEdit Judge: OpenAI-compatible API",
             category=CATEGORY,
             description="A vision-language model behind an OpenAI-compatible chat endpoint (Ollama, vLLM, LM "
-                        "Studio, OpenAI) judges edits. The API key is read from an environment variable whose "
+                        "Studio, OpenAI) judges edits. The Early Filter checks that the endpoint answers before it "
+                        "samples anything. The API key is read from an environment variable whose "
                         "NAME you give here, so it never lands in workflow files or image metadata.",
             inputs=[
                 io.String.Input("base_url", default="http://127.0.0.1:11434/v1",
@@ -105,10 +106,11 @@ class ICEditVLMJudgeAPI(ICEditNode):
                                 tooltip="The NAME of the environment variable holding the API key (not the key). "
                                         "Unset or empty: no key is sent (fine for local servers)."),
                 io.Float.Input("timeout", default=120.0, min=1.0, max=3600.0, step=1.0,
-                               tooltip="Seconds to wait for one answer."),
+                               tooltip="Seconds one answer may take in all, retries and their pauses included. "
+                                       "A comparison never waits longer; Cancel stops the wait at once."),
                 io.Int.Input("retries", default=3, min=0, max=10,
                              tooltip="Retries on connection errors, timeouts, HTTP 429 and 5xx, with "
-                                     "exponential backoff."),
+                                     "exponential backoff (2, 4, 8 s), within the timeout."),
             ],
             outputs=[Judge.Output("judge", display_name="judge", tooltip="For ICEditEarlyFilterSampler.")],
         )
@@ -119,7 +121,9 @@ class ICEditVLMJudgeAPI(ICEditNode):
             raise ValueError("api_key_env takes the NAME of an environment variable, not the key itself; remove "
                              "the key from the workflow and set it in the environment instead")
         key = os.environ.get(api_key_env.strip()) if api_key_env.strip() else None
-        return io.NodeOutput(OpenAICompatibleJudge(base_url, model, api_key=key, timeout=timeout, retries=retries))
+        return io.NodeOutput(OpenAICompatibleJudge(
+            base_url, model, api_key=key, timeout=timeout, retries=retries,
+            check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted))
 
 
 class ICEditJudgeHeuristic(ICEditNode):

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import comfy.samplers
-import nodes as comfy_nodes
 import torch
 from comfy_api.latest import io
 
 from ..icedit_core import diptych as dip
+from ..icedit_core import early_filter as ef
 from ..icedit_core import prompts
-from .edit import ICEditCrop, ICEditDiptych, ICEditFillConditioning, ICEditModelSamplingFlux, ICEditPromptEncode
+from . import edit_path
+from .edit import shift_inputs, template_inputs
 from .validation import ICEditNode
 
 
@@ -32,7 +33,7 @@ class ICEditMultiTurn(ICEditNode):
                                 placeholder="make the sky a sunset\nadd a red kite\nmake it a watercolor",
                                 tooltip="One instruction per line; empty lines are skipped."),
                 io.Int.Input("seed", default=42, min=0, max=0xffffffffffffffff, control_after_generate=True,
-                             tooltip="Turn i (from 0) uses seed + i."),
+                             tooltip="Turn i (from 0) uses seed + i, wrapping past the largest seed to 0."),
                 io.Int.Input("steps", default=28, min=1, max=200, tooltip="Steps per turn."),
                 io.Int.Input("panel_width", default=dip.DEFAULT_PANEL_WIDTH, min=dip.PANEL_MULTIPLE, max=4096,
                              step=dip.PANEL_MULTIPLE, tooltip="ICEdit's panel width (512)."),
@@ -41,35 +42,40 @@ class ICEditMultiTurn(ICEditNode):
                                tooltip="The sampler."),
                 io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default="simple",
                                tooltip="The sigma schedule."),
+                # After the original inputs, so workflows saved before they existed still load.
+                *template_inputs(),
+                *shift_inputs(),
             ],
             outputs=[
                 io.Image.Output("final", display_name="final", tooltip="The result of the last turn."),
                 io.Image.Output("turns", display_name="turns",
                                 tooltip="The source, then every turn's result, as one batch (all the source's size)."),
-                io.String.Output("log", display_name="log", tooltip="Turn by turn: seed and instruction."),
+                io.String.Output("log", display_name="log",
+                                 tooltip="Turn by turn: seed and instruction, and any note about a prompt cut short."),
             ],
         )
 
     @classmethod
     def execute(cls, model, clip, vae, image, instructions, seed, steps, panel_width, guidance, sampler_name,
-                scheduler) -> io.NodeOutput:
+                scheduler, template="released", custom_template="", max_shift=edit_path.DEFAULT_MAX_SHIFT,
+                base_shift=edit_path.DEFAULT_BASE_SHIFT) -> io.NodeOutput:
         turns = prompts.split_instructions(instructions)
         if image.shape[0] != 1:
             raise ValueError(f"multi-turn editing takes one image; got a batch of {image.shape[0]}")
+        settings = edit_path.EditSettings(
+            steps=steps, panel_width=panel_width, guidance=guidance,
+            template_text=prompts.resolve_template(template, custom_template), max_shift=max_shift,
+            base_shift=base_shift, sampler_name=sampler_name, scheduler=scheduler)
         current = dip.to_rgb(image).float().cpu()
         results, log = [current], []
-        for index, instruction in enumerate(turns):
-            diptych, mask, layout = ICEditDiptych.execute(current, panel_width).result
-            positive, negative, _, _ = ICEditPromptEncode.execute(clip, instruction, "released", "", guidance).result
-            positive, negative, latent = ICEditFillConditioning.execute(positive, negative, vae, diptych, mask).result
-            shifted = ICEditModelSamplingFlux.execute(model, layout, 1.15, 0.5).result[0]
-            (sampled,) = comfy_nodes.common_ksampler(shifted, seed + index, steps, 1.0, sampler_name, scheduler,
-                                                     positive, negative, latent, denoise=1.0)
-            edited, _ = ICEditCrop.execute(vae.decode(sampled["samples"]), layout).result
-            current = edited[:1]
+        seeds = ef.consecutive_seeds(seed, len(turns))
+        for index, (instruction, turn_seed) in enumerate(zip(turns, seeds, strict=True)):
+            result = edit_path.edit_once(model, clip, vae, current, instruction, turn_seed, settings)
+            current = result.edited[:1]
             results.append(current)
-            log.append(f"turn {index + 1}: seed {seed + index}: {instruction}")
+            log.append(f"turn {index + 1}: seed {turn_seed}: {instruction}")
+            if result.tokens.cut:
+                log.append(f"  note: {result.tokens.text()}")
         return io.NodeOutput(current, torch.cat(results), "\n".join(log))
-
 
 NODES = [ICEditMultiTurn]

@@ -17,6 +17,8 @@ from .validation import ICEditNode
 # Samplers whose next step depends only on the current latent and sigma: a run split at step m and resumed
 # is the same run. Multistep (history) and stochastic (noise per step) samplers are not.
 RESUMABLE_SAMPLERS = ("euler", "heun", "dpm_2", "ddim")
+# Where core EasyCache and LazyCache (comfy_extras/nodes_easycache.py) keep their state on a model.
+STEP_CACHE_OPTION = "easycache"
 
 
 class _Progress:
@@ -64,8 +66,8 @@ class ICEditEarlyFilterSampler(ICEditNode):
                 Layout.Input("layout", tooltip="From ICEditDiptych: the source the judge compares against."),
                 io.String.Input("instruction", force_input=True,
                                 tooltip="The edit instruction (ICEditPromptEncode's instruction output)."),
-                io.Int.Input("seed", default=42, min=0, max=0xffffffffffffffff, control_after_generate=True,
-                             tooltip="Candidate i uses seed + i."),
+                io.Int.Input("seed", default=42, min=0, max=ef.SEED_LIMIT - 1, control_after_generate=True,
+                             tooltip="Candidate i uses seed + i, wrapping past the largest seed to 0."),
                 io.Int.Input("candidates", default=6, min=1, max=64, tooltip="M: how many seeds compete (paper: 6)."),
                 io.Int.Input("early_steps", default=10, min=1, max=200,
                              tooltip="m: steps each candidate runs before judging (paper: 10)."),
@@ -100,13 +102,19 @@ class ICEditEarlyFilterSampler(ICEditNode):
             raise ValueError(f"resume mode continues a run half-way, which is exact only for samplers without "
                              f"history or per-step noise ({', '.join(RESUMABLE_SAMPLERS)}); {sampler_name} is "
                              "not one. Pick one of those or mode 'paper'.")
+        if STEP_CACHE_OPTION in model.model_options.get("transformer_options", {}):
+            raise ValueError("this model carries EasyCache or LazyCache, which skip steps by what the run did so "
+                             "far: the candidates share one batch and the winner continues in a new run, so the "
+                             "result would no longer be the winning seed's own run. Take the cache node out of "
+                             "this model path (it works with KSampler).")
         if not instruction.strip():
             raise ValueError("the instruction is empty; link ICEditPromptEncode's instruction output")
         samples = latent["samples"]
         if samples.shape[0] != 1 or layout.batch_size != 1:
             raise ValueError(f"the Early Filter edits one diptych at a time; got a latent batch of "
                              f"{samples.shape[0]} and {layout.batch_size} source(s)")
-        seeds = [seed + i for i in range(candidates)]
+        judge.check()  # a judge that cannot answer is found now, not after every candidate was sampled
+        seeds = ef.consecutive_seeds(seed, candidates)
         noises = [comfy.sample.prepare_noise(samples, s) for s in seeds]  # per-seed, as a lone run would draw
         progress = _Progress(model, ef.nfe(mode, candidates, early_steps, steps))
 

@@ -8,6 +8,7 @@ the headless smoke run and the tests; real edits use the stock DualCLIPLoader (t
 from __future__ import annotations
 
 import json
+import os
 
 import comfy.sd
 import comfy.sd1_clip
@@ -87,4 +88,10 @@ class ICEditSmokeTestCLIPLoader(ICEditNode):
         return io.NodeOutput(load_smoke_test_clip(path))
 
 
-NODES = [ICEditSmokeTestCLIPLoader]
+# Only the runner and the tests ask for this node (a server started with the variable set); users never see it in
+# the node search. headless/model_files.py names the same variable for the runner.
+SMOKE_NODES_ENV = "ICEDIT_SMOKE_TEST_NODES"
+
+
+def registered_nodes() -> list:
+    return [ICEditSmokeTestCLIPLoader] if os.environ.get(SMOKE_NODES_ENV) == "1" else []

@@ -37,12 +37,13 @@ def smoke_models_dir() -> str:
 def comfy_server(smoke_models_dir, tmp_path_factory):
     """A real ComfyUI server (main.py, headless) with the pack and the smoke-test models."""
     from comfyui_icedit.headless import comfy_host
+    from comfyui_icedit.headless.model_files import SMOKE_NODES_ENV
 
     workdir = str(tmp_path_factory.mktemp("comfy-server"))
     yaml_path = comfy_host.write_extra_model_paths(os.path.join(workdir, "extra_model_paths.yaml"),
                                                    os.path.join(REPO, ".host", "custom_nodes"), [smoke_models_dir])
     server = comfy_host.ComfyServer(comfyui_path=bootstrap.comfyui_path(), python=sys.executable,
-                                    extra_model_paths=yaml_path, workdir=workdir)
+                                    extra_model_paths=yaml_path, workdir=workdir, env={SMOKE_NODES_ENV: "1"})
     server.start()
     yield server
     server.stop()
@@ -71,3 +72,40 @@ def vae(smoke_files):
     import nodes as comfy_nodes
 
     return comfy_nodes.VAELoader().load_vae(smoke_files["vae"])[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_fill():
+    """A tiny random-weight FLUX.1 Fill (ComfyUI's own classes) as a ModelPatcher, for in-process sampling."""
+    from comfyui_icedit.headless import smoke_models
+
+    return smoke_models.build_flux_fill(smoke_models.TINY_FLUX_FILL, seed=0)
+
+
+@pytest.fixture(scope="session")
+def metric_models(tmp_path_factory):
+    """Tiny random-weight CLIP and DINO folders, registered under ComfyUI's models/metrics/."""
+    import folder_paths
+
+    from comfyui_icedit.headless.smoke_models import save_tiny_clip, save_tiny_dino
+
+    root = tmp_path_factory.mktemp("models") / "metrics"
+    clip, dino = save_tiny_clip(str(root / "tiny-clip")), save_tiny_dino(str(root / "tiny-dino"))
+    folder_paths.add_model_folder_path("metrics", str(root))
+    return clip, dino
+
+
+@pytest.fixture(scope="session")
+def fill_inputs(clip, vae):
+    """One small source through ICEdit Diptych → Prompt Encode → Fill Conditioning (smoke encoders and VAE): what
+    a sampler takes, for the in-process sampling tests."""
+    import torch
+
+    from comfyui_icedit.nodes.edit import ICEditDiptych, ICEditFillConditioning, ICEditPromptEncode
+
+    image = torch.rand((1, 40, 48, 3), generator=torch.Generator().manual_seed(3))
+    diptych, mask, layout = ICEditDiptych.execute(image, 32).result
+    positive, negative, _, instruction = ICEditPromptEncode.execute(clip, "make it red", "released", "", 50.0).result
+    positive, negative, latent = ICEditFillConditioning.execute(positive, negative, vae, diptych, mask).result
+    return {"positive": positive, "negative": negative, "latent": latent, "vae": vae, "layout": layout,
+            "instruction": instruction}

@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class ChatServer:
     """Answers POST /v1/chat/completions from a script of (status, content or None, delay) steps."""
 
-    def __init__(self, script):
+    def __init__(self, script, models_status=200):
         self.script = list(script)
         self.requests = []
         outer = self
@@ -28,6 +28,13 @@ class ChatServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_GET(self):  # GET /v1/models, the judge's reachability check
+                outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": None})
+                self.send_response(models_status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -99,13 +106,53 @@ def test_http_500_is_retried_with_backoff():
     waits = []
     with ChatServer([(500, None, 0), (503, None, 0), (200, "1", 0)]) as server:
         choice, _ = judge_for(server, retries=3, backoff=0.5, sleep=waits.append).compare(*images(), "x")
-    assert choice == 1 and len(server.requests) == 3 and waits == [0.5, 1.0]
+    assert choice == 1 and len(server.requests) == 3
+    assert sum(waits) == pytest.approx(0.5 + 1.0) and max(waits) <= 0.2  # backoff waited in short slices
 
 
 def test_a_timeout_becomes_a_clear_error_after_the_retries():
-    with ChatServer([(200, "1", 1.5), (200, "1", 1.5)]) as server:
-        with pytest.raises(JudgeError, match=r"did not answer after 2 tries .*timed out"):
-            judge_for(server, timeout=0.3, retries=1).compare(*images(), "x")
+    with ChatServer([(503, None, 0), (200, "1", 1.5)]) as server:  # a quick failure, then an answer too slow
+        with pytest.raises(JudgeError, match=r"did not answer after 2 tries within the 1.2 s timeout .*timed out"):
+            judge_for(server, timeout=1.2, retries=1, backoff=0.1).compare(*images(), "x")
+
+
+def test_all_tries_together_stay_within_the_timeout():
+    with ChatServer([(200, "1", 3.0)] * 5) as server:  # every answer hangs longer than the whole budget
+        started = time.monotonic()
+        with pytest.raises(JudgeError, match=r"within the 1.5 s timeout"):
+            OpenAICompatibleJudge(server.url, "m", timeout=1.5, retries=10, backoff=0.2).compare(*images(), "x")
+        assert time.monotonic() - started < 2.5  # not 11 tries x 1.5 s
+
+
+def test_an_interrupt_is_honoured_while_a_request_hangs():
+    class Interrupted(Exception):
+        pass
+
+    started = time.monotonic()
+
+    def check_interrupt():  # ComfyUI's cancel button, pressed half a second in
+        if time.monotonic() - started > 0.5:
+            raise Interrupted()
+
+    with ChatServer([(200, "1", 5.0)]) as server:
+        judge = OpenAICompatibleJudge(server.url, "m", timeout=60, check_interrupt=check_interrupt)
+        with pytest.raises(Interrupted):
+            judge.compare(*images(), "x")
+        assert time.monotonic() - started < 1.5  # not the 5 s the answer takes, nor the 60 s timeout
+
+
+def test_the_reachability_check():
+    with ChatServer([]) as server:
+        judge_for(server).check()  # GET /v1/models answers
+        assert server.requests[-1]["path"] == "/v1/models"
+        url = server.url
+    with pytest.raises(JudgeError, match=r"cannot reach the judge endpoint .*Nothing was sampled"):
+        OpenAICompatibleJudge(url, "m").check()
+    with ChatServer([], models_status=404) as server:  # a server without /models is still there
+        judge_for(server).check()
+    with ChatServer([], models_status=401) as server:
+        with pytest.raises(JudgeError, match="refused the API key"):
+            judge_for(server, api_key="wrong").check()
 
 
 def test_a_server_that_is_down_is_a_clear_error():

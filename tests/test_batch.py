@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from comfyui_icedit.headless import comfy_host
+from comfyui_icedit.headless.model_files import SMOKE_NODES_ENV
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COUNT = 12
@@ -118,7 +119,8 @@ def test_two_ray_workers_give_the_same_bytes_and_a_rerun_edits_nothing(sequentia
 def test_two_running_servers_as_workers_take_the_folder_form(sequential, manifests, comfy_server, smoke_models_dir,
                                                             tmp_path):
     second = comfy_host.ComfyServer(comfyui_path=os.environ["COMFYUI_PATH"] if "COMFYUI_PATH" in os.environ
-                                    else comfy_server.comfyui_path, python=sys.executable)
+                                    else comfy_server.comfyui_path, python=sys.executable,
+                                    env={SMOKE_NODES_ENV: "1"})
     second.extra_model_paths = comfy_host.write_extra_model_paths(
         os.path.join(second.workdir, "extra_model_paths.yaml"), os.path.join(REPO, ".host", "custom_nodes"),
         [smoke_models_dir])

@@ -48,3 +48,24 @@ def test_batch_scale_benchmark_measures_one_and_two_workers(tmp_path):
     assert results["speedup_2_vs_1"] == round(results["two_workers"]["items_per_second"]
                                               / results["one_worker"]["items_per_second"], 3)
     assert "2 workers / 1 worker" in result.stdout
+
+
+def test_edit_latency_benchmark_times_every_phase_of_both_edits(tmp_path):
+    out = tmp_path / "bench.json"
+    candidates, early_steps, steps = 2, 1, 3
+    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "edit_latency.py"), "--hidden", "128",
+                             "--heads", "2", "--double", "1", "--single", "1", "--panel-width", "32",
+                             "--candidates", str(candidates), "--early-steps", str(early_steps), "--steps", str(steps),
+                             "--repeats", "1", "--warmup", "0", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(out.read_text())
+    plain, early = results["plain_edit"], results["early_filter"]
+    for phase in ("diptych", "text_encode", "vae_encode", "flux_shift", "sampling", "vae_decode", "crop", "total"):
+        assert plain["phases_ms"][phase] > 0, phase
+    for phase in ("candidates", "judge", "preview_decode", "comparisons", "winner", "total"):
+        assert early["phases_ms"][phase] > 0, phase
+    assert plain["sampling_per_step_ms"] > 0 and plain["nfe"] == steps
+    assert early["nfe"] == candidates * early_steps + steps - early_steps
+    assert results["ratios"]["total"] == early["phases_ms"]["total"] / plain["phases_ms"]["total"]
+    assert results["machine"]["torch"] and "Early Filter / plain" in result.stdout

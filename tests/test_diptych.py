@@ -1,5 +1,9 @@
-"""icedit_core geometry and prompts: pure torch / PIL, no ComfyUI."""
+"""icedit_core diptych geometry, crop back and the source check: pure torch / PIL, no ComfyUI."""
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -7,7 +11,6 @@ import torch
 from PIL import Image
 
 from comfyui_icedit.icedit_core import diptych as dip
-from comfyui_icedit.icedit_core import prompts
 
 
 def random_8bit_image(width, height, channels=3, seed=0):
@@ -140,35 +143,6 @@ def test_bad_panel_width_and_channels_are_refused():
         dip.build_diptych(torch.zeros(1, 8, 8, 5))
 
 
-def test_released_prompt_is_the_trained_text():
-    text = prompts.build_prompt("make the sky red", prompts.resolve_template("released"))
-    assert text == ("A diptych with two side-by-side images of the same scene. On the right, the scene is exactly "
-                    "the same as on the left but make the sky red")
-
-
-def test_instruction_goes_in_verbatim_less_surrounding_space():
-    text = prompts.build_prompt("  add a sign saying {hello}\n", "X {instruction}")
-    assert text == "X add a sign saying {hello}"
-
-
-def test_paper_and_custom_templates():
-    assert "identical to the left but" in prompts.build_prompt("x", prompts.resolve_template("paper"))
-    assert prompts.build_prompt("x", prompts.resolve_template("custom", "edit: {instruction}!")) == "edit: x!"
-
-
-@pytest.mark.parametrize("instruction", ["", "   ", "\n\t"])
-def test_empty_instruction_is_refused(instruction):
-    with pytest.raises(ValueError, match="instruction is empty"):
-        prompts.build_prompt(instruction)
-
-
-def test_template_without_instruction_field_is_refused():
-    with pytest.raises(ValueError, match=r"must contain \{instruction\}"):
-        prompts.resolve_template("custom", "A diptych with no place for the edit")
-    with pytest.raises(ValueError, match="unknown template"):
-        prompts.resolve_template("nonsense")
-
-
 def test_apply_layout_lines_a_map_up_with_the_diptych():
     pixels, image = random_8bit_image(300, 200)
     diptych, _, layout = dip.build_diptych(image, 64)
@@ -183,3 +157,83 @@ def test_apply_layout_refuses_another_aspect():
     _, _, layout = dip.build_diptych(smooth_image(300, 200), 64)
     with pytest.raises(ValueError, match=r"200x300 but the layout's source is 300x200"):
         dip.apply_layout(smooth_image(200, 300), layout)
+
+
+def blocky_picture(width, height, seed):
+    """A picture with structure at every scale a 16x16 thumbnail sees: 8x6 random colour blocks."""
+    blocks = torch.rand((1, 3, 6, 8), generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(blocks, size=(height, width), mode="nearest").movedim(1, -1)
+
+
+def vae_like(diptych, seed=0):
+    """What a faithful decode looks like: a little blur, noise and colour drift."""
+    blurred = torch.nn.functional.avg_pool2d(diptych.movedim(-1, 1), 3, stride=1, padding=1).movedim(1, -1)
+    noise = 0.03 * torch.randn(diptych.shape, generator=torch.Generator().manual_seed(seed))
+    return (blurred + noise + 0.02).clamp(0, 1)
+
+
+def test_crop_refuses_the_layout_of_another_picture_of_the_same_size():
+    _, _, layout = dip.build_diptych(blocky_picture(300, 200, seed=1), 64)
+    own, _, _ = dip.build_diptych(blocky_picture(300, 200, seed=1), 64)
+    other, _, _ = dip.build_diptych(blocky_picture(300, 200, seed=2), 64)
+    dip.check_source_matches(vae_like(own), layout)  # a faithful decode passes
+    with pytest.raises(ValueError, match=r"left panel does not show the source .*another picture of the same size"):
+        dip.check_source_matches(vae_like(other), layout)
+    assert layout.fingerprint.shape == (1, dip.FINGERPRINT_SIZE, dip.FINGERPRINT_SIZE, 3)
+
+
+def test_the_source_check_covers_every_sample_of_a_batch():
+    images = torch.cat([blocky_picture(96, 64, seed=3), blocky_picture(96, 64, seed=4)])
+    diptych, _, layout = dip.build_diptych(images, 32)
+    dip.check_source_matches(torch.cat([diptych, diptych]), layout)  # s0 s1 s0 s1
+    with pytest.raises(ValueError, match="does not show the source"):
+        dip.check_source_matches(torch.cat([diptych, diptych.flip(0)]), layout)
+
+
+def test_the_comparison_of_a_huge_source_is_scaled_down_and_the_edit_is_not():
+    image = smooth_image(3000, 2000)
+    diptych, _, layout = dip.build_diptych(image, 64)
+    edited, comparison = dip.crop_edit(diptych, layout)
+    assert edited.shape == (1, 2000, 3000, 3)
+    width, height = dip.comparison_size(3000, 2000)
+    assert comparison.shape == (1, height, 2 * width, 3) and width * height <= dip.COMPARISON_MAX_PIXELS
+    assert (width, height) == (2508, 1672)  # the source's aspect
+    assert (comparison[:, :, :width] - dip.resize_images(image, width, height)).abs().max() < 1e-6
+
+
+MEMORY_PROBE = r"""
+import importlib.util, json, sys, numpy as np, torch
+spec = importlib.util.spec_from_file_location("diptych", sys.argv[1])  # pure torch / PIL: no package needed
+dip = sys.modules["diptych"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(dip)
+
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+
+pixels = np.random.default_rng(0).integers(0, 256, size=(9000, 12000, 3), dtype=np.uint8)
+image = torch.from_numpy(pixels.astype(np.float32) / 255.0).unsqueeze(0)  # as LoadImage gives it
+del pixels
+start = rss("VmRSS:")
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current size
+diptych, mask, layout = dip.build_diptych(image, 512)
+dip.check_source_matches(diptych, layout)
+edited, comparison = dip.crop_edit(diptych, layout)
+print(json.dumps({"peak": rss("VmHWM:") - start, "kept": rss("VmRSS:") - start, "edited": list(edited.shape),
+                  "comparison": list(comparison.shape)}))
+"""
+
+
+def test_a_12000x9000_source_stays_within_4_gb_above_the_loaded_image(tmp_path):
+    """Measured in a fresh process (the peak resident size, VmHWM, reset once the image is loaded)."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(MEMORY_PROBE)
+    result = subprocess.run([sys.executable, str(probe), dip.__file__], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)
+    assert measured["edited"] == [1, 9000, 12000, 3]
+    gigabyte = 1024 ** 3
+    print(f"12000x9000: peak +{measured['peak'] / gigabyte:.2f} GB, kept +{measured['kept'] / gigabyte:.2f} GB")
+    assert measured["peak"] <= 4 * gigabyte
+    assert measured["kept"] <= 1.6 * gigabyte  # the edit at full size (1.2 GB) and a small comparison

@@ -7,11 +7,9 @@ import comfy.sample
 import pytest
 import torch
 
-from comfyui_icedit.headless import smoke_models
 from comfyui_icedit.icedit_core import early_filter as ef
 from comfyui_icedit.icedit_core.judge.heuristic import HeuristicJudge
 from comfyui_icedit.icedit_core.judge.protocol import Judge
-from comfyui_icedit.nodes.edit import ICEditDiptych, ICEditFillConditioning, ICEditPromptEncode
 from comfyui_icedit.nodes.sampler import ICEditEarlyFilterSampler
 
 
@@ -35,14 +33,8 @@ class BrightestJudge(Judge):
 
 
 @pytest.fixture(scope="module")
-def setup(clip, vae):
-    image = torch.rand((1, 40, 48, 3), generator=torch.Generator().manual_seed(3))
-    diptych, mask, layout = ICEditDiptych.execute(image, 32).result
-    positive, negative, _, instruction = ICEditPromptEncode.execute(clip, "make it red", "released", "", 50.0).result
-    positive, negative, latent = ICEditFillConditioning.execute(positive, negative, vae, diptych, mask).result
-    model = smoke_models.build_flux_fill(smoke_models.TINY_FLUX_FILL, seed=0)
-    return {"model": model, "positive": positive, "negative": negative, "latent": latent, "vae": vae,
-            "layout": layout, "instruction": instruction}
+def setup(fill_inputs, tiny_flux_fill):
+    return {"model": tiny_flux_fill, **fill_inputs}
 
 
 def early_filter(setup, judge, **overrides):
@@ -145,20 +137,27 @@ def test_an_interruption_stops_the_run_cleanly(setup):
     assert (final - lone_run(setup, winner_seed)).abs().max() <= 1e-5
 
 
-def test_multi_turn_edits_chain_keep_the_size_and_reproduce(setup, clip):
-    from comfyui_icedit.nodes.multiturn import ICEditMultiTurn
+def test_an_unreachable_judge_is_found_before_anything_is_sampled(setup):
+    import socket
 
-    image = torch.rand((1, 40, 48, 3), generator=torch.Generator().manual_seed(9))
-    args = dict(model=setup["model"], clip=clip, vae=setup["vae"], image=image,
-                instructions="make it red\n\n  add a hat \nmake it snowy", seed=7, steps=2, panel_width=32,
-                guidance=50.0, sampler_name="euler", scheduler="simple")
-    final, turns, log = ICEditMultiTurn.execute(**args).result
-    assert final.shape == image.shape and turns.shape == (4, 40, 48, 3)
-    assert torch.equal(turns[0], image[0]) and torch.equal(turns[3], final[0])
-    assert log.splitlines() == ["turn 1: seed 7: make it red", "turn 2: seed 8: add a hat",
-                                "turn 3: seed 9: make it snowy"]
-    assert not torch.equal(turns[1], turns[2])  # each turn edits the previous result
-    again = ICEditMultiTurn.execute(**args).result
-    assert torch.equal(again[1], turns)  # the same seeds give the same images
-    with pytest.raises(ValueError, match="no instructions"):
-        ICEditMultiTurn.execute(**dict(args, instructions=" \n "))
+    from comfyui_icedit.icedit_core.judge.openai_api import OpenAICompatibleJudge
+    from comfyui_icedit.icedit_core.judge.protocol import JudgeError
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    model = setup["model"].clone()
+    evaluations = []
+    model.set_model_unet_function_wrapper(lambda apply_model, args: evaluations.append(1) or apply_model(
+        args["input"], args["timestep"], **args["c"]))
+    with pytest.raises(JudgeError, match="cannot reach the judge endpoint"):
+        early_filter(dict(setup, model=model), OpenAICompatibleJudge(dead_url, "m", timeout=5))
+    assert evaluations == []
+
+
+def test_the_largest_seed_wraps_to_zero(setup):
+    largest = 2 ** 64 - 1
+    final, _, winner_seed, report = early_filter(setup, BrightestJudge(), seed=largest - 1, candidates=3)
+    assert all(f"seed {s}" in report for s in (largest - 1, largest, 0))
+    assert winner_seed in (largest - 1, largest, 0)
+    assert (final - lone_run(setup, winner_seed)).abs().max() <= 1e-5

@@ -109,4 +109,11 @@ def test_the_basic_workflow_runs_from_the_page(page, comfy_server, tmp_path):
     assert entry is not None and entry["status"]["status_str"] == "success"
     page.wait_for_function("() => Array.from(document.querySelectorAll('img'))"
                            ".some(i => i.src.includes('/view?filename=edited_'))", timeout=60_000)
+    # The prompt node shows its token report (web/js/show_text.js), and it is not saved with the workflow.
+    shown = page.evaluate("() => window.app.graph._nodes.filter(n => n.type === 'ICEditPromptEncode').flatMap("
+                          "n => (n.widgets || []).filter(w => w.name === 'icedit_run_note').map(w => w.value))")
+    assert len(shown) == 1 and "T5 tokens" in shown[0] and shown[0].endswith("nothing cut.")
+    saved = page.evaluate("() => window.app.graph.serialize().nodes.find(n => n.type === 'ICEditPromptEncode')"
+                          ".widgets_values")
+    assert not any("T5 tokens" in str(value) for value in saved)
     screenshot(page, "run_basic")

@@ -12,8 +12,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from comfyui_icedit.headless import smoke_models
-from comfyui_icedit.icedit_core import adapter_file
+from comfyui_icedit.headless import smoke_adapters, smoke_models
 from comfyui_icedit.icedit_core import diptych as dip
 from comfyui_icedit.nodes.edit import (ICEditCrop, ICEditDiptych, ICEditFillConditioning, ICEditModelSamplingFlux,
                                        ICEditPromptEncode)
@@ -69,7 +68,9 @@ def test_basic_path_samples_and_the_model_sees_the_source_as_context(clip, vae):
     assert torch.equal(masked[:, :, :32], dip.resize_images(image, 32, 32))  # the left panel is the source
 
     decoded = vae.decode(sampled["samples"])
-    edited, comparison = ICEditCrop.execute(decoded, layout).result
+    with pytest.raises(ValueError, match="left panel does not show the source"):  # random weights: noise there
+        ICEditCrop.execute(decoded, layout)
+    edited, comparison = ICEditCrop.execute(decoded, layout, check_source=False).result
     assert edited.shape == (1, 50, 48, 3)
     assert comparison.shape == (1, 50, 96, 3)
     assert torch.equal(comparison[:, :, :48], image)
@@ -99,8 +100,8 @@ def test_prompt_encode_refuses_empty_instruction_and_bad_template(clip):
 
 def test_normal_lora_in_the_official_layout_loads_with_zero_unloaded_keys(smoke_files, tmp_path, caplog):
     config = smoke_models.TINY_FLUX_FILL
-    shapes = adapter_file.lora_target_shapes(config["hidden_size"], config["depth"], config["depth_single_blocks"])
-    lora = adapter_file.random_lora_state_dict(shapes, rank=8, seed=5)
+    shapes = smoke_adapters.lora_target_shapes(config["hidden_size"], config["depth"], config["depth_single_blocks"])
+    lora = smoke_adapters.random_lora_state_dict(shapes, rank=8, seed=5)
     assert all(key.startswith("transformer.") for key in lora)
     lora_dir = tmp_path / "loras"
     lora_dir.mkdir()

@@ -15,7 +15,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from comfyui_icedit.headless import smoke_models
+from comfyui_icedit.headless import smoke_adapters, smoke_models
 from comfyui_icedit.icedit_core import adapter_file
 from comfyui_icedit.icedit_core.moe import TokenRoutedLoRA, route
 from comfyui_icedit.nodes.flux_hooks import WRAPPER_KEY
@@ -40,9 +40,9 @@ def save_adapter(folder, name, state_dict, metadata=None):
 
 
 def adapter_for(config, num_experts=4, rank=8, seed=3, scale=0.05, router_scale=8.0):
-    shapes = adapter_file.lora_target_shapes(config["hidden_size"], config["depth"], config["depth_single_blocks"],
+    shapes = smoke_adapters.lora_target_shapes(config["hidden_size"], config["depth"], config["depth_single_blocks"],
                                              in_channels=config["in_channels"])
-    return adapter_file.random_moe_lora_state_dict(shapes, rank=rank, num_experts=num_experts, seed=seed,
+    return smoke_adapters.random_moe_lora_state_dict(shapes, rank=rank, num_experts=num_experts, seed=seed,
                                                    scale=scale, router_scale=router_scale)
 
 
@@ -58,8 +58,8 @@ def no_instance_forwards(model) -> bool:
 # -- the file --------------------------------------------------------------------------------------------------
 
 def test_the_released_moe_layout_parses_with_the_published_counts():
-    shapes = adapter_file.lora_target_shapes(3072, 19, 38)
-    state_dict = adapter_file.random_moe_lora_state_dict(shapes, rank=32, num_experts=4, dtype=torch.bfloat16)
+    shapes = smoke_adapters.lora_target_shapes(3072, 19, 38)
+    state_dict = smoke_adapters.random_moe_lora_state_dict(shapes, rank=32, num_experts=4, dtype=torch.bfloat16)
     plain_tensors = [k for k in state_dict if k.endswith(("lora_A.weight", "lora_B.weight"))]
     assert (len(plain_tensors), len(state_dict) - len(plain_tensors)) == (572, 513)
     adapter = adapter_file.parse_state_dict(state_dict, "moe.safetensors")

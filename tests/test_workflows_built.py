@@ -29,3 +29,35 @@ def test_every_node_has_the_ui_fields_and_a_pack_id(variant):
     assert os.path.isfile(os.path.join(REPO, "workflows", f"icedit_{variant}.jpg"))  # template thumbnail
     notes = [n for n in workflow["nodes"] if n["type"] == "MarkdownNote"]
     assert notes and "ComfyUI/models" in notes[0]["widgets_values"][0]  # says where each model goes
+
+
+@pytest.mark.parametrize("variant", build_workflows.VARIANTS)
+def test_links_and_sockets_agree(variant):
+    workflow = build_workflows.build(variant)
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    assert len(nodes) == len(workflow["nodes"]), "node ids repeat"
+    assert [node["order"] for node in workflow["nodes"]] == list(range(len(nodes)))
+    assert [link[0] for link in workflow["links"]] == list(range(1, workflow["last_link_id"] + 1))
+    for link_id, source, source_slot, target, target_slot, _ in workflow["links"]:
+        assert link_id in nodes[source]["outputs"][source_slot]["links"]
+        assert nodes[target]["inputs"][target_slot]["link"] == link_id
+    linked_inputs = sum(1 for node in nodes.values() for socket in node["inputs"] if socket["link"] is not None)
+    assert linked_inputs == len(workflow["links"]), "an input is fed twice"
+
+
+def test_an_overlay_replaces_in_place_removes_with_links_and_rejects_unknown_ids():
+    bw = build_workflows
+    base = bw.Workflow(
+        nodes=(bw.Node(1, "LoadImage", (0, 0), (1, 1)), bw.Node(2, "SaveImage", (0, 0), (1, 1))),
+        links=((1, 0, 2, "images"),),
+        readme="{about}",
+    )
+    preview = bw.Node(3, "PreviewImage", (0, 0), (1, 1))
+    added = bw.apply(base, bw.Overlay(insert_after={1: (preview,)}, reroute={(2, "images"): ((1, 0, 3, "images"),)}))
+    assert [node.id for node in added.nodes] == [1, 3, 2] and added.links == ((1, 0, 3, "images"),)
+    removed = bw.apply(base, bw.Overlay(remove=frozenset({2}), edit={1: {"title": "Source"}}))
+    assert [(node.id, node.title) for node in removed.nodes] == [(1, "Source")] and removed.links == ()
+    with pytest.raises(KeyError):
+        bw.apply(base, bw.Overlay(replace=(bw.Node(9, "SaveImage", (0, 0), (1, 1)),)))
+    with pytest.raises(KeyError):
+        bw.apply(base, bw.Overlay(reroute={(2, "image"): ()}))

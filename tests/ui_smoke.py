@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from comfyui_icedit.headless.model_files import SMOKE_FILES, SMOKE_ROLE
+from comfyui_icedit.headless.model_files import LOADER_INPUTS, REAL_MODELS, SMOKE_FILES, SMOKE_SETTINGS
 from comfyui_icedit.headless.prompt import SMOKE_CLIP_SWAP
 
 PACK_PROPERTIES = {"cnr_id": "comfyui-icedit"}
@@ -39,8 +39,13 @@ def set_widget(workflow: dict, object_info: dict, node_type: str, input_name: st
 
 def smoke_ui_workflow(workflow: dict, object_info: dict) -> dict:
     workflow = copy.deepcopy(workflow)
-    for (node_type, input_name), role in SMOKE_ROLE.items():
-        set_widget(workflow, object_info, node_type, input_name, SMOKE_FILES[role][1])
+    loaders = {node_type for node_type, _ in LOADER_INPUTS}
+    for node in workflow["nodes"]:
+        if node["type"] in loaders:
+            node["widgets_values"] = [SMOKE_FILES[REAL_MODELS[value]][1] if isinstance(value, str) and value in
+                                      REAL_MODELS else value for value in node["widgets_values"]]
+    for (node_type, input_name), value in SMOKE_SETTINGS.items():
+        set_widget(workflow, object_info, node_type, input_name, value)
     stock, stand_in, input_name = SMOKE_CLIP_SWAP
     for node in workflow["nodes"]:
         if node["type"] == stock:

@@ -27,6 +27,13 @@ class LocalVLMJudge(ChatJudge):
         self.model = None
         self.processor = None
 
+    def check(self):
+        """The weights are there (cheap: file names only; loading waits for the first question)."""
+        names = os.listdir(self.folder)
+        if not any(name.endswith((".safetensors", ".bin")) for name in names):
+            raise JudgeError(f"{self.folder} has no weights (*.safetensors or *.bin); download the whole model "
+                             "folder into models/vlm/")
+
     def load(self):
         if self.model is None:
             from transformers import AutoModelForImageTextToText, AutoProcessor

@@ -33,6 +33,11 @@ def viescore(semantic: list[float] | None, perceptual: list[float] | None, reaso
 class Judge(ABC):
     name = "judge"
 
+    def check(self) -> None:
+        """Raise JudgeError when the judge surely cannot answer (no server, no weights). Called before sampling,
+        so it must be cheap; the default has nothing to check."""
+        return None
+
     @abstractmethod
     def compare(self, original, edit_1, edit_2, instruction: str) -> tuple[int | None, str]:
         """Which edit is better: 1, 2, or None when the judge's answer cannot be read."""

@@ -1,0 +1,128 @@
+"""The single-edit path as plain functions: diptych → prompt → Fill conditioning → Flux shift → sample → crop.
+
+The single-edit nodes are thin wrappers of one step each; the nodes that edit several times (multi-turn) call
+`edit_once`, so no node ever calls another node's `execute`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import nodes as comfy_nodes
+import torch
+from comfy_extras.nodes_model_advanced import ModelSamplingFlux
+
+from ..icedit_core import diptych as dip
+from ..icedit_core import prompts
+
+# FLUX.1 and ICEdit's pipeline read at most 512 T5 tokens; ComfyUI alone would pass any number.
+T5_TOKEN_LIMIT = 512
+# CLIP-L gives Flux only its pooled vector, which ComfyUI takes from the first 77-token chunk (75 words-tokens).
+CLIP_L_POOLED_TOKENS = 75
+DEFAULT_MAX_SHIFT, DEFAULT_BASE_SHIFT = 1.15, 0.5
+
+
+def _real_tokens(batch) -> list:
+    """Tokens that carry text: ComfyUI marks start, end and padding with word id 0."""
+    return [token for token in batch if token[2] != 0]
+
+
+@dataclass(frozen=True)
+class TokenReport:
+    t5_tokens: int | None  # None: the CLIP has no T5 (not a Flux text encoder)
+    t5_kept: int | None
+    clip_l_tokens: int | None
+
+    @property
+    def cut(self) -> bool:
+        return self.t5_kept != self.t5_tokens or (self.clip_l_tokens or 0) > CLIP_L_POOLED_TOKENS
+
+    def text(self) -> str:
+        if not self.cut:
+            counts = [f"{n} {name} tokens" for name, n in (("T5", self.t5_tokens), ("CLIP-L", self.clip_l_tokens))
+                      if n is not None]
+            return "Prompt: " + ", ".join(counts) + "; nothing cut."
+        notes = []
+        if self.t5_kept != self.t5_tokens:
+            notes.append(f"T5 kept the first {self.t5_kept} of {self.t5_tokens} tokens (FLUX.1 reads at most "
+                         f"{T5_TOKEN_LIMIT} with the end token); the rest of the prompt was dropped")
+        if (self.clip_l_tokens or 0) > CLIP_L_POOLED_TOKENS:
+            notes.append(f"CLIP-L's pooled summary reads the first {CLIP_L_POOLED_TOKENS} of {self.clip_l_tokens} "
+                         "tokens")
+        return "The prompt is long: " + "; ".join(notes) + ". Shorten the instruction."
+
+
+def tokenize_for_flux(clip, text: str) -> tuple[dict, TokenReport]:
+    """ComfyUI's tokens for `text`, with T5 cut at 512 tokens as FLUX.1 was trained, and a report of what was
+    kept, for the user to see (ComfyUI alone only logs a tokenizer warning)."""
+    with_ids = clip.tokenize(text, return_word_ids=True)
+    t5_tokens = t5_kept = clip_l_tokens = None
+    if "t5xxl" in with_ids:
+        real = _real_tokens(with_ids["t5xxl"][0])
+        t5_tokens = t5_kept = len(real)
+        if len(real) > T5_TOKEN_LIMIT - 1:  # room for the end token
+            end = next(token for token in with_ids["t5xxl"][0] if token[2] == 0)  # T5 has no start token
+            with_ids["t5xxl"] = [real[:T5_TOKEN_LIMIT - 1] + [end]]
+            t5_kept = T5_TOKEN_LIMIT - 1
+    if "l" in with_ids:
+        clip_l_tokens = sum(len(_real_tokens(batch)) for batch in with_ids["l"])
+    report = TokenReport(t5_tokens, t5_kept, clip_l_tokens)
+    if report.cut:
+        logging.warning("ICEdit: %s", report.text())
+    tokens = {key: [[token[:2] for token in batch] for batch in batches] for key, batches in with_ids.items()}
+    return tokens, report
+
+
+def encode_prompt(clip, instruction: str, template_text: str, guidance: float):
+    """(positive, negative, full prompt text, token report) for one instruction."""
+    text = prompts.build_prompt(instruction, template_text)
+    tokens, report = tokenize_for_flux(clip, text)
+    positive = clip.encode_from_tokens_scheduled(tokens, add_dict={"guidance": guidance})
+    (negative,) = comfy_nodes.ConditioningZeroOut().zero_out(positive)
+    return positive, negative, text, report
+
+
+def fill_conditioning(positive, negative, vae, diptych: torch.Tensor, mask: torch.Tensor):
+    """Flux Fill conditioning over the whole diptych (no noise mask, so runs split and resume exactly)."""
+    dip.check_mask_matches(diptych, mask)
+    if diptych.shape[1] % dip.PANEL_MULTIPLE or diptych.shape[2] % dip.PANEL_MULTIPLE:
+        raise ValueError(f"the diptych is {diptych.shape[2]}x{diptych.shape[1]}; Flux Fill needs both sides "
+                         f"to be multiples of {dip.PANEL_MULTIPLE}. Make it with ICEditDiptych.")
+    return comfy_nodes.InpaintModelConditioning().encode(positive, negative, diptych, vae, mask, noise_mask=False)
+
+
+def shift_for_layout(model, layout: dip.DiptychLayout, max_shift: float, base_shift: float):
+    """The model with Flux's timestep shift for this diptych's size (ModelSamplingFlux with its width/height)."""
+    (patched,) = ModelSamplingFlux().patch(model, max_shift, base_shift, layout.diptych_width, layout.diptych_height)
+    return patched
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    steps: int = 28
+    panel_width: int = dip.DEFAULT_PANEL_WIDTH
+    guidance: float = 50.0
+    template_text: str = prompts.RELEASED_TEMPLATE
+    max_shift: float = DEFAULT_MAX_SHIFT
+    base_shift: float = DEFAULT_BASE_SHIFT
+    sampler_name: str = "euler"
+    scheduler: str = "simple"
+
+
+@dataclass
+class EditResult:
+    edited: torch.Tensor  # [B, H, W, 3] at the source's size
+    prompt: str
+    tokens: TokenReport
+
+
+def edit_once(model, clip, vae, image: torch.Tensor, instruction: str, seed: int, settings: EditSettings) -> EditResult:
+    """One complete ICEdit edit of `image` (what the basic workflow's graph does), sampled at cfg 1, denoise 1."""
+    diptych, mask, layout = dip.build_diptych(image, settings.panel_width)
+    positive, negative, text, tokens = encode_prompt(clip, instruction, settings.template_text, settings.guidance)
+    positive, negative, latent = fill_conditioning(positive, negative, vae, diptych, mask)
+    shifted = shift_for_layout(model, layout, settings.max_shift, settings.base_shift)
+    (sampled,) = comfy_nodes.common_ksampler(shifted, seed, settings.steps, 1.0, settings.sampler_name,
+                                             settings.scheduler, positive, negative, latent, denoise=1.0)
+    edited, _ = dip.crop_edit(vae.decode(sampled["samples"]), layout)
+    return EditResult(edited, text, tokens)

@@ -1,0 +1,76 @@
+"""ICEditMultiTurn in-process on ComfyUI's real classes (tiny FLUX.1 Fill, smoke VAE and text encoders): each turn
+is exactly the single-edit graph (Diptych → Prompt Encode → Fill Conditioning → Flux Shift → KSampler → VAE Decode
+→ Crop) run on the previous turn's result."""
+from __future__ import annotations
+
+import nodes as comfy_nodes
+import pytest
+import torch
+
+from comfyui_icedit.icedit_core import prompts
+from comfyui_icedit.nodes.edit import (ICEditCrop, ICEditDiptych, ICEditFillConditioning, ICEditModelSamplingFlux,
+                                       ICEditPromptEncode)
+from comfyui_icedit.nodes.multiturn import ICEditMultiTurn
+
+PAPER_TEMPLATE = prompts.TEMPLATES["paper"]
+
+
+@pytest.fixture(scope="module")
+def args(tiny_flux_fill, clip, vae):
+    image = torch.rand((1, 40, 48, 3), generator=torch.Generator().manual_seed(9))
+    return dict(model=tiny_flux_fill, clip=clip, vae=vae, image=image,
+                instructions="make it red\n\n  add a hat \nmake it snowy", seed=7, steps=2, panel_width=32,
+                guidance=50.0, sampler_name="euler", scheduler="simple", template="released", custom_template="",
+                max_shift=1.15, base_shift=0.5)
+
+
+def single_edit_graph(args, image, instruction, seed, template="released", custom_template="", max_shift=1.15,
+                      base_shift=0.5):
+    """What the basic workflow's nodes do for one edit, node by node."""
+    diptych, mask, layout = ICEditDiptych.execute(image, args["panel_width"]).result
+    positive, negative, _, _ = ICEditPromptEncode.execute(args["clip"], instruction, template, custom_template,
+                                                          args["guidance"]).result
+    positive, negative, latent = ICEditFillConditioning.execute(positive, negative, args["vae"], diptych, mask).result
+    model = ICEditModelSamplingFlux.execute(args["model"], layout, max_shift, base_shift).result[0]
+    (sampled,) = comfy_nodes.KSampler().sample(model, seed, args["steps"], 1.0, args["sampler_name"],
+                                               args["scheduler"], positive, negative, latent, denoise=1.0)
+    decoded = comfy_nodes.VAEDecode().decode(args["vae"], sampled)[0]
+    return ICEditCrop.execute(decoded, layout, check_source=False).result[0]  # random weights: noise on the left
+
+
+def test_turns_chain_keep_the_size_and_reproduce(args):
+    final, turns, log = ICEditMultiTurn.execute(**args).result
+    image = args["image"]
+    assert final.shape == image.shape and turns.shape == (4, 40, 48, 3)
+    assert torch.equal(turns[0], image[0]) and torch.equal(turns[3], final[0])
+    assert log.splitlines() == ["turn 1: seed 7: make it red", "turn 2: seed 8: add a hat",
+                                "turn 3: seed 9: make it snowy"]
+    assert not torch.equal(turns[1], turns[2])  # each turn edits the previous result
+    assert torch.equal(ICEditMultiTurn.execute(**args).result[1], turns)  # the same seeds give the same images
+    with pytest.raises(ValueError, match="no instructions"):
+        ICEditMultiTurn.execute(**dict(args, instructions=" \n "))
+
+
+def test_each_turn_is_the_single_edit_graph(args):
+    settings = dict(template="custom", custom_template=PAPER_TEMPLATE, max_shift=2.0, base_shift=0.3)
+    final, turns, _ = ICEditMultiTurn.execute(**dict(args, instructions="make it red\nadd a hat", **settings)).result
+    current = args["image"]
+    for index, instruction in enumerate(["make it red", "add a hat"]):
+        current = single_edit_graph(args, current, instruction, args["seed"] + index, **settings)[:1]
+        assert torch.equal(turns[index + 1], current[0]), f"turn {index + 1}"
+    assert torch.equal(final, current)
+
+
+def test_template_and_shift_inputs_change_the_edit(args):
+    one_turn = dict(args, instructions="make it red")
+    plain = ICEditMultiTurn.execute(**one_turn).result[0]
+    assert not torch.equal(plain, ICEditMultiTurn.execute(**dict(one_turn, template="paper")).result[0])
+    assert not torch.equal(plain, ICEditMultiTurn.execute(**dict(one_turn, max_shift=3.0)).result[0])
+    with pytest.raises(ValueError, match="instruction"):
+        ICEditMultiTurn.execute(**dict(one_turn, template="custom", custom_template="no field here"))
+
+
+def test_seeds_wrap_past_the_largest_seed(args):
+    _, _, log = ICEditMultiTurn.execute(**dict(args, seed=2 ** 64 - 2)).result
+    assert [line.split(":")[1].strip() for line in log.splitlines()] == [
+        f"seed {2 ** 64 - 2}", f"seed {2 ** 64 - 1}", "seed 0"]
