@@ -82,8 +82,13 @@ SOCKETS = {  # node type: ({input name: socket type}, {output name: socket type}
     "ICEditCrop": ({"image": "IMAGE", "layout": LAYOUT}, {"edited": "IMAGE", "comparison": "IMAGE"}),
     "ICEditApplyLayout": ({"layout": LAYOUT, "image": "IMAGE", "mask": "MASK"}, {"image": "IMAGE", "mask": "MASK"}),
     "EasyCache": ({"model": "MODEL"}, {"MODEL": "MODEL"}),
+    "ICEditPlanInstructions": ({"judge": "ICEDIT_JUDGE", "image": "IMAGE"},
+                               {"plan": "STRING", "steps": "INT", "note": "STRING"}),
+    "ICEditTextMask": ({"image": "IMAGE"}, {"mask": "MASK"}),
+    "ICEditRegionCrop": ({"image": "IMAGE", "mask": "MASK"}, {"window": "IMAGE", "region": "ICEDIT_REGION"}),
+    "ICEditRegionStitch": ({"edited": "IMAGE", "region": "ICEDIT_REGION"}, {"image": "IMAGE"}),
     "ICEditMultiTurn": (
-        {"model": "MODEL", "clip": "CLIP", "vae": "VAE", "image": "IMAGE"},
+        {"model": "MODEL", "clip": "CLIP", "vae": "VAE", "image": "IMAGE", "judge": "ICEDIT_JUDGE"},
         {"final": "IMAGE", "turns": "IMAGE", "log": "STRING"},
     ),
 }
@@ -102,6 +107,7 @@ MODEL_FILES = {  # a file a loader widget names: its Read me line (where it goes
     "flux-canny-controlnet-v3.safetensors": "`controlnet/flux-canny-controlnet-v3.safetensors`"
     " — XLabs-AI/flux-controlnet-canny-v3",
     "RealESRGAN_x4plus.pth": "`upscale_models/RealESRGAN_x4plus.pth` — xinntao/Real-ESRGAN releases",
+    "clipseg-rd64-refined": "`clipseg/clipseg-rd64-refined/` — the whole Hugging Face folder CIDAS/clipseg-rd64-refined",
     "FLUX.1-Turbo-Alpha.safetensors": "`loras/FLUX.1-Turbo-Alpha.safetensors` — alimama-creative/FLUX.1-Turbo-Alpha"
     " (its diffusion_pytorch_model.safetensors, renamed)",
 }
@@ -290,6 +296,23 @@ FAST = Overlay(  # on MOE
     reroute={(5, "model"): ((4, 0, 24, "model"), (24, 0, 25, "model"), (25, 0, 5, "model"))},
 )
 
+REGION = Overlay(
+    about="## ICEdit — edit a painted area of a large image\n\nPaint the area to edit on **Load Image** (right-click "
+    "→ Open in MaskEditor). **ICEdit Region Crop** cuts a window around it, the window is edited at panel width "
+    "512, and **ICEdit Region Stitch** blends the edit back into the full-resolution photo, its colours fitted to "
+    "the original's around the mask; outside the feathered mask every pixel stays the original's. Nothing painted: "
+    "the whole image is edited, and Region Crop says so.\n\n",
+    insert_after={
+        1: (Node(26, "ICEditRegionCrop", (20, 420), (320, 200), (64, 16, 0, False, 0.0)),),
+        12: (Node(27, "ICEditRegionStitch", (1500, 280), (280, 80), ("mean-std",)),),
+    },
+    edit={3: {"pos": (20, 660)}, 6: {"pos": (20, 780)}, 8: {"pos": (20, 940)}, 15: {"pos": (20, 1040)}},
+    reroute={
+        (2, "image"): ((1, 0, 26, "image"), (1, 1, 26, "mask"), (26, 0, 2, "image")),
+        (13, "images"): ((12, 0, 27, "edited"), (26, 1, 27, "region"), (27, 0, 13, "images")),
+    },
+)
+
 MULTITURN = Workflow(  # loaders -> ICEdit Multi-Turn Edit -> the final image and every turn
     nodes=(
         Node(1, "LoadImage", (20, 40), (320, 360), ("icedit_example.png", "image"), "Source image"),
@@ -301,7 +324,7 @@ MULTITURN = Workflow(  # loaders -> ICEdit Multi-Turn Edit -> the final image an
         Node(8, "VAELoader", (20, 740), (320, 60), ("ae.safetensors",)),
         Node(30, "ICEditMultiTurn", (760, 40), (380, 420),
              ("make the sky a warm sunset\nadd a red kite in the sky\nmake it look like a watercolor painting", 42,
-              "fixed", 28, 512, 50.0, "euler", "simple", "released", RELEASED_TEMPLATE, 1.15, 0.5)),
+              "fixed", 28, 512, 50.0, "euler", "simple", "released", RELEASED_TEMPLATE, 1.15, 0.5, 6.0, 3)),
         Node(13, "SaveImage", (1180, 40), (360, 400), ("ICEdit/edited",), "Save final"),
         Node(31, "SaveImage", (1180, 480), (640, 320), ("ICEdit/turns",), "Save every turn"),
         Node(32, "PreviewAny", (760, 500), (380, 160), title="Seeds per turn"),
@@ -321,6 +344,33 @@ MULTITURN = Workflow(  # loaders -> ICEdit Multi-Turn Edit -> the final image an
     "the previous result at the source's size, turn i with seed + i. Every turn is saved.\n\n" + MODEL_FILES_SECTION,
 )
 
+TEXT_REGION = Overlay(  # on REGION
+    about="## ICEdit — edit the thing you name\n\n**ICEdit Text Mask** finds the phrase (\"the sky\") with CLIPSeg "
+    "and masks it; **ICEdit Region Crop** cuts a window around the mask, the window is edited, and **ICEdit Region "
+    "Stitch** blends the edit back with its colours fitted to the original's. A phrase that matches nothing stops "
+    "the run (nothing is edited): lower the threshold or rephrase.\n\n",
+    insert_after={1: (Node(28, "ICEditTextMask", (380, 420), (320, 200), ("clipseg-rd64-refined", "the sky", 0.4, 8,
+                                                                         True), "Mask from words"),)},
+    edit={7: {"pos": (380, 660)}},
+    reroute={(26, "mask"): ((1, 0, 28, "image"), (28, 0, 26, "mask"))},
+)
+
+COMPOUND = Overlay(  # on MULTITURN
+    readme="## ICEdit — a compound instruction, planned and checked\n\nWrite the whole request in **ICEdit Plan "
+    "Instructions**; it is split into single edits (by rules here: sentences, ';', 'then', 'and' between two "
+    "edits; set method to judge to let the vision-language model plan). The plan feeds **ICEdit Multi-Turn Edit**, "
+    "which checks every turn with the judge: a try scoring below min_score (VIEScore SC, 0-10) is tried again "
+    "with the next seed, up to 3 tries, and the best is kept. The log lists every try.\n\n" + MODEL_FILES_SECTION,
+    insert_after={8: (
+        Node(33, "ICEditPlanInstructions", (380, 40), (340, 260),
+             ("make the sky a warm sunset, add a red kite in the sky and then make it look like a watercolor "
+              "painting", "rules"), "Plan the edits"),
+        Node(17, "ICEditVLMJudgeLocal", (380, 620), (340, 110), ("Qwen2.5-VL-7B-Instruct", "auto", 256)),
+    )},
+    edit={32: {"title": "Turns, tries and scores"}},
+    links=((33, 0, 30, "instructions"), (17, 0, 30, "judge")),
+)
+
 WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones, as the position is the file's id
     "basic": (ICEDIT, ()),
     "moe": (ICEDIT, (MOE,)),
@@ -330,6 +380,9 @@ WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones,
     "lowvram": (ICEDIT, (LOWVRAM,)),
     "multiturn": (MULTITURN, ()),
     "fast": (ICEDIT, (MOE, FAST)),
+    "region": (ICEDIT, (REGION,)),
+    "compound": (MULTITURN, (COMPOUND,)),
+    "text_region": (ICEDIT, (REGION, TEXT_REGION)),
 }
 VARIANTS = list(WORKFLOWS)
 
@@ -366,6 +419,9 @@ class Graph:
         link_type = source["outputs"][source_slot]["type"]
         source["outputs"][source_slot]["links"].append(link_id)
         source["outputs"][source_slot]["slot_index"] = source_slot
+        if not any(s["name"] == input_name for s in target["inputs"]):  # a widget fed by a link: the frontend
+            target["inputs"].append({"name": input_name, "type": link_type, "widget": {"name": input_name},
+                                     "link": None})  # lists it as an input that stands for the widget
         slot = next(i for i, s in enumerate(target["inputs"]) if s["name"] == input_name)
         if target["inputs"][slot]["type"] not in (link_type, "*"):
             raise ValueError(f"{source_id}:{source_slot} ({link_type}) cannot feed {target_id}.{input_name}")

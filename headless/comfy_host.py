@@ -64,7 +64,8 @@ def write_extra_model_paths(path: str, custom_nodes_dir: str, model_dirs: list[s
         lines += [f"icedit_models_{index}:", f"  base_path: {json.dumps(models)}"]
         for kind, folders in (("diffusion_models", "diffusion_models|unet"), ("vae", "vae"),
                               ("text_encoders", "text_encoders|clip"), ("loras", "loras"),
-                              ("controlnet", "controlnet"), ("upscale_models", "upscale_models"), ("vlm", "vlm")):
+                              ("controlnet", "controlnet"), ("upscale_models", "upscale_models"), ("vlm", "vlm"),
+                              ("clipseg", "clipseg")):
             lines.append(f"  {kind}: {json.dumps(chr(10).join(folders.split('|')))}")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -13,6 +13,7 @@ LOADER_INPUTS = {
     ("ControlNetLoader", "control_net_name"): ("controlnet",),
     ("UpscaleModelLoader", "model_name"): ("upscale_models",),
     ("ICEditVLMJudgeLocal", "model_folder"): ("vlm",),
+    ("ICEditTextMask", "model_folder"): ("clipseg",),
 }
 
 # The files the shipped workflows name, as the official releases name them -> the role of their smoke-test
@@ -29,6 +30,7 @@ REAL_MODELS = {
     "RealESRGAN_x4plus.pth": "upscale",
     # A folder: Qwen/Qwen2.5-VL-7B-Instruct downloaded whole (the paper judged with the 72B model).
     "Qwen2.5-VL-7B-Instruct": "vlm",
+    "clipseg-rd64-refined": "clipseg",  # a folder: CIDAS/clipseg-rd64-refined
 }
 
 # role -> (ComfyUI models folder, file name) of the generated random-weight stand-ins
@@ -40,6 +42,7 @@ SMOKE_FILES = {
     "turbo_lora": ("loras", "icedit-smoke-test-turbo-lora.safetensors"),  # the Turbo-Alpha layout, both streams
     "moe_lora": ("loras", "icedit-smoke-test-moe-lora.safetensors"),
     "vlm": ("vlm", "icedit-smoke-test-qwen2-vl"),  # a Hugging Face model folder
+    "clipseg": ("clipseg", "icedit-smoke-test-clipseg"),  # a Hugging Face model folder
     "controlnet": ("controlnet", "icedit-smoke-test-flux-controlnet.safetensors"),
     "upscale": ("upscale_models", "icedit-smoke-test-upscaler-x2.safetensors"),
 }

@@ -24,7 +24,8 @@ WORKFLOWS = {name[len("icedit_"):-len(".json")]: os.path.join(WORKFLOW_DIR, name
 # role -> the (node type, input name) pairs that take it; every node of such a type in the prompt gets the value.
 ROLES = {
     "image": (("LoadImage", "image"),),
-    "instruction": (("ICEditPromptEncode", "instruction"), ("ICEditMultiTurn", "instructions")),
+    "instruction": (("ICEditPromptEncode", "instruction"), ("ICEditMultiTurn", "instructions"),
+                    ("ICEditPlanInstructions", "instruction")),
     "seed": (("KSampler", "seed"), ("ICEditEarlyFilterSampler", "seed"), ("ICEditMultiTurn", "seed")),
     "steps": (("KSampler", "steps"), ("ICEditEarlyFilterSampler", "steps"), ("ICEditMultiTurn", "steps")),
     "panel_width": (("ICEditDiptych", "panel_width"), ("ICEditMultiTurn", "panel_width")),
@@ -84,10 +85,14 @@ def with_inputs(prompt: dict, **values) -> dict:
         if not targets:
             raise PromptError(f"this workflow has no node that takes {role} "
                               f"(looked for {', '.join(f'{t}.{i}' for t, i in ROLES[role])})")
-        for node_id, input_name in targets:
-            if isinstance(prompt[node_id]["inputs"].get(input_name), list):
-                raise PromptError(f"node {node_id} ({prompt[node_id]['class_type']}): {input_name} is linked "
-                                  f"to another node and cannot be set to {value!r}")
+        # An input fed by another node (the plan feeding Multi-Turn's instructions) takes its value from there.
+        settable = [(node_id, name) for node_id, name in targets
+                    if not isinstance(prompt[node_id]["inputs"].get(name), list)]
+        if not settable:
+            node_id, input_name = targets[0]
+            raise PromptError(f"node {node_id} ({prompt[node_id]['class_type']}): {input_name} is linked "
+                              f"to another node and cannot be set to {value!r}")
+        for node_id, input_name in settable:
             prompt[node_id]["inputs"][input_name] = value
     return prompt
 

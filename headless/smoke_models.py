@@ -201,6 +201,28 @@ def save_tiny_clip(folder: str, seed: int = 8) -> str:
     return folder
 
 
+def save_tiny_clipseg(folder: str, seed: int = 10) -> str:
+    """A random-weight CLIPSeg (CLIPSegForImageSegmentation) with ComfyUI's CLIP tokenizer, for the text mask."""
+    import comfy.sd1_clip
+    from transformers import (CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, CLIPTokenizer,
+                              ViTImageProcessor)
+
+    tokenizer = CLIPTokenizer.from_pretrained(
+        os.path.join(os.path.dirname(comfy.sd1_clip.__file__), "sd1_tokenizer"))
+    config = CLIPSegConfig(
+        text_config={"vocab_size": 49408, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "max_position_embeddings": 77},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": 64, "patch_size": 16},
+        projection_dim=16, extract_layers=[0, 1], reduce_dim=16, decoder_num_attention_heads=2,
+        decoder_intermediate_size=32)
+    torch.manual_seed(seed)
+    CLIPSegForImageSegmentation(config).save_pretrained(folder)
+    CLIPSegProcessor(image_processor=ViTImageProcessor(size={"height": 64, "width": 64}, do_rescale=True),
+                     tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
 def save_tiny_dino(folder: str, seed: int = 9) -> str:
     """A random-weight ViT in DINO ViT-S/16's layout (patch 16), tiny, for metric tests."""
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
@@ -261,6 +283,7 @@ def ensure_smoke_models(cache_root: str, log=print) -> str:
     _save(bf16(adapter_state_dict(unet_config, num_experts=4, seed=4)), target("moe_lora"))
     _save(bf16(turbo_lora_state_dict(unet_config)), target("turbo_lora"))
     save_tiny_qwen2_vl(target("vlm"))
+    save_tiny_clipseg(target("clipseg"))
     _save(bf16(flux_controlnet_state_dict()), target("controlnet"))
     _save(upscaler_state_dict(), target("upscale"))
     with open(done, "w") as handle:

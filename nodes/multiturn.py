@@ -1,15 +1,18 @@
 """ICEditMultiTurn: a list of instructions applied in turn, each turn editing the previous turn's result."""
 from __future__ import annotations
 
+import comfy.model_management
 import comfy.samplers
 import torch
 from comfy_api.latest import io
 
+from ..icedit_core import checked_turns as ct
 from ..icedit_core import diptych as dip
 from ..icedit_core import early_filter as ef
 from ..icedit_core import prompts
 from . import edit_path
 from .edit import shift_inputs, template_inputs
+from .io_types import Judge
 from .validation import ICEditNode
 
 
@@ -22,7 +25,8 @@ class ICEditMultiTurn(ICEditNode):
             category="ICEdit",
             description="Applies several instructions in sequence: each turn edits the previous turn's result, at "
                         "the source's size. Turn i samples with seed + i, so a run can be reproduced or a single "
-                        "turn redone with a plain KSampler.",
+                        "turn redone with a plain KSampler. With a judge connected, every turn is checked: a try "
+                        "that scores below min_score is tried again with the next seed, and the best try is kept.",
             inputs=[
                 io.Model.Input("model", tooltip="FLUX.1 Fill after the LoRA / MoE loader. The Flux shift for the "
                                                 "diptych's size is applied here."),
@@ -45,20 +49,29 @@ class ICEditMultiTurn(ICEditNode):
                 # After the original inputs, so workflows saved before they existed still load.
                 *template_inputs(),
                 *shift_inputs(),
+                Judge.Input("judge", optional=True,
+                            tooltip="Optional: checks every turn. The judge scores each try against that turn's "
+                                    "instruction (VIEScore SC: the edit done, and nothing more; 0 to 10)."),
+                io.Float.Input("min_score", default=6.0, min=0.0, max=10.0, step=0.5,
+                               tooltip="With a judge: a try scoring below this is tried again with the next seed."),
+                io.Int.Input("tries", default=3, min=1, max=16,
+                             tooltip="With a judge: at most this many tries per turn; the best one is kept. Turn i "
+                                     "then uses seeds seed + i*tries, + 1, ... (with tries 1: seed + i)."),
             ],
             outputs=[
                 io.Image.Output("final", display_name="final", tooltip="The result of the last turn."),
                 io.Image.Output("turns", display_name="turns",
                                 tooltip="The source, then every turn's result, as one batch (all the source's size)."),
                 io.String.Output("log", display_name="log",
-                                 tooltip="Turn by turn: seed and instruction, and any note about a prompt cut short."),
+                                 tooltip="Turn by turn: seed and instruction; with a judge every try with its seed, "
+                                         "score and whether it was kept, and the model evaluations (NFE) in all."),
             ],
         )
 
     @classmethod
     def execute(cls, model, clip, vae, image, instructions, seed, steps, panel_width, guidance, sampler_name,
                 scheduler, template="released", custom_template="", max_shift=edit_path.DEFAULT_MAX_SHIFT,
-                base_shift=edit_path.DEFAULT_BASE_SHIFT) -> io.NodeOutput:
+                base_shift=edit_path.DEFAULT_BASE_SHIFT, judge=None, min_score=6.0, tries=3) -> io.NodeOutput:
         turns = prompts.split_instructions(instructions)
         if image.shape[0] != 1:
             raise ValueError(f"multi-turn editing takes one image; got a batch of {image.shape[0]}")
@@ -66,16 +79,39 @@ class ICEditMultiTurn(ICEditNode):
             steps=steps, panel_width=panel_width, guidance=guidance,
             template_text=prompts.resolve_template(template, custom_template), max_shift=max_shift,
             base_shift=base_shift, sampler_name=sampler_name, scheduler=scheduler)
+        tries_per_turn = tries if judge is not None else 1
+        if judge is not None:
+            judge.check()  # a judge that cannot answer is found before the first turn is sampled
         current = dip.to_rgb(image).float().cpu()
-        results, log = [current], []
-        seeds = ef.consecutive_seeds(seed, len(turns))
-        for index, (instruction, turn_seed) in enumerate(zip(turns, seeds, strict=True)):
-            result = edit_path.edit_once(model, clip, vae, current, instruction, turn_seed, settings)
-            current = result.edited[:1]
+        results, log, evaluations = [current], [], 0
+        for index, instruction in enumerate(turns):
+            seeds = ef.consecutive_seeds(seed + index * tries_per_turn, tries_per_turn)
+            notes = []
+
+            def try_edit(try_seed, source=current, instruction=instruction, notes=notes):
+                comfy.model_management.throw_exception_if_processing_interrupted()
+                result = edit_path.edit_once(model, clip, vae, source, instruction, try_seed, settings)
+                if result.tokens.cut and not notes:
+                    notes.append(f"  note: {result.tokens.text()}")
+                return result.edited[:1]
+
+            def score(edited, source=current, instruction=instruction):
+                comfy.model_management.throw_exception_if_processing_interrupted()
+                return judge.score(source[0], edited[0], instruction)
+
+            if judge is None:
+                turn = ct.CheckedTurn(tries=[ct.Try(seeds[0], None)], kept=0, result=try_edit(seeds[0]))
+                log.append(f"turn {index + 1}: seed {seeds[0]}: {instruction}")
+            else:
+                turn = ct.run_checked_turn(seeds, try_edit, score, min_score)
+                log.append(f"turn {index + 1}: {instruction}")
+                log += turn.report(index + 1, min_score)
+            log += notes
+            evaluations += len(turn.tries) * steps  # cfg 1: one model evaluation per step
+            current = turn.result
             results.append(current)
-            log.append(f"turn {index + 1}: seed {turn_seed}: {instruction}")
-            if result.tokens.cut:
-                log.append(f"  note: {result.tokens.text()}")
+        if judge is not None:
+            log.append(f"NFE {evaluations} ({judge.name} judge, min SC {min_score:g}, up to {tries} tries per turn)")
         return io.NodeOutput(current, torch.cat(results), "\n".join(log))
 
 NODES = [ICEditMultiTurn]

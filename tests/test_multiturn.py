@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from comfyui_icedit.icedit_core import prompts
+from comfyui_icedit.icedit_core.judge.openai_api import OpenAICompatibleJudge
 from comfyui_icedit.nodes.edit import (ICEditCrop, ICEditDiptych, ICEditFillConditioning, ICEditModelSamplingFlux,
                                        ICEditPromptEncode)
 from comfyui_icedit.nodes.multiturn import ICEditMultiTurn
@@ -74,3 +75,51 @@ def test_seeds_wrap_past_the_largest_seed(args):
     _, _, log = ICEditMultiTurn.execute(**dict(args, seed=2 ** 64 - 2)).result
     assert [line.split(":")[1].strip() for line in log.splitlines()] == [
         f"seed {2 ** 64 - 2}", f"seed {2 ** 64 - 1}", "seed 0"]
+
+
+def scores_answer(success, over_editing):
+    return f'{{"score": [{success}, {over_editing}], "reasoning": "scripted"}}'
+
+
+def test_checked_turns_retry_low_scores_and_keep_the_best(args):
+    from test_api_judge import ChatServer
+
+    quality = '{"score": [8, 8], "reasoning": "fine"}'  # the perceptual-quality question of every try
+    script = [(200, scores_answer(2, 9), 0), (200, quality, 0),   # turn 1, try 1: SC 2
+              (200, scores_answer(3, 9), 0), (200, quality, 0),   # turn 1, try 2: SC 3
+              (200, scores_answer(8, 9), 0), (200, quality, 0),   # turn 1, try 3: SC 8, kept
+              (200, scores_answer(9, 7), 0), (200, quality, 0)]   # turn 2, try 1: SC 7, kept at once
+    with ChatServer(script) as server:
+        judge = OpenAICompatibleJudge(server.url, "judge-model", timeout=30)
+        final, turns, log = ICEditMultiTurn.execute(**dict(args, instructions="make it red\nadd a hat", judge=judge,
+                                                           min_score=6.0, tries=3)).result
+    assert server.requests[0]["path"] == "/v1/models"  # the judge is checked before the first turn samples
+    lines = log.splitlines()
+    assert lines == ["turn 1: make it red",
+                     "turn 1 try 1: seed 7, SC 2.0 (below 6): not kept",
+                     "turn 1 try 2: seed 8, SC 3.0 (below 6): not kept",
+                     "turn 1 try 3: seed 9, SC 8.0: kept",
+                     "turn 2: add a hat",
+                     "turn 2 try 1: seed 10, SC 7.0: kept",
+                     f"NFE {(3 + 1) * args['steps']} (api judge, min SC 6, up to 3 tries per turn)"]
+    # The result is a plain run of the kept seeds, turn by turn.
+    first = single_edit_graph(args, args["image"], "make it red", 9)[:1]
+    second = single_edit_graph(args, first, "add a hat", 10)[:1]
+    assert torch.equal(turns[1], first[0]) and torch.equal(final, second)
+
+
+def test_a_turn_whose_tries_all_score_low_keeps_the_best_and_unreadable_scores_rank_last(args):
+    from test_api_judge import ChatServer
+
+    quality = '{"score": [8, 8]}'
+    script = [(200, "no idea", 0), (200, quality, 0),            # try 1: unreadable
+              (200, scores_answer(4, 9), 0), (200, quality, 0),  # try 2: SC 4, the best
+              (200, scores_answer(3, 3), 0), (200, quality, 0)]  # try 3: SC 3
+    with ChatServer(script) as server:
+        judge = OpenAICompatibleJudge(server.url, "judge-model", timeout=30)
+        final, _, log = ICEditMultiTurn.execute(**dict(args, instructions="make it red", judge=judge,
+                                                       min_score=6.0, tries=3, seed=20)).result
+    assert log.splitlines()[1:4] == ["turn 1 try 1: seed 20, unreadable score (below 6): not kept",
+                                     "turn 1 try 2: seed 21, SC 4.0 (below 6): kept",
+                                     "turn 1 try 3: seed 22, SC 3.0 (below 6): not kept"]
+    assert torch.equal(final, single_edit_graph(args, args["image"], "make it red", 21)[:1])

@@ -45,3 +45,23 @@ def semantic_consistency(instruction: str) -> str:
 
 def perceptual_quality() -> str:
     return PERCEPTUAL_QUALITY
+
+
+# Planning: a compound request ("make the sky red and add a kite") as single edits, one per ICEdit turn.
+PLAN_INSTRUCTIONS = (
+    "You plan edits for an image editor that can only do ONE simple edit at a time. Split the edit request "
+    "below into single, self-contained edit instructions, in the order they should be applied.\n"
+    "- Each instruction is imperative and short (e.g. \"add a red kite in the sky\") and makes sense on its "
+    "own: name the object instead of writing \"it\".\n"
+    "- Keep every edit that was asked for; add none, merge none.\n"
+    "- A request that is already a single edit is answered with that one instruction.\n"
+    "{image_line}"
+    "Edit request: \"{compound}\"\n"
+    "Answer with a numbered list only (\"1. ...\", one instruction per line), nothing else."
+)
+PLAN_IMAGE_LINE = "The attached image is the picture to be edited; use it only to understand the request.\n"
+
+
+def plan_instructions(compound: str, with_image: bool = False) -> str:
+    """Ask to split a compound edit request into a numbered list of single edit instructions, in order."""
+    return PLAN_INSTRUCTIONS.format(compound=compound.strip(), image_line=PLAN_IMAGE_LINE if with_image else "")
