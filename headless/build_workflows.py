@@ -324,7 +324,7 @@ MULTITURN = Workflow(  # loaders -> ICEdit Multi-Turn Edit -> the final image an
         Node(8, "VAELoader", (20, 740), (320, 60), ("ae.safetensors",)),
         Node(30, "ICEditMultiTurn", (760, 40), (380, 420),
              ("make the sky a warm sunset\nadd a red kite in the sky\nmake it look like a watercolor painting", 42,
-              "fixed", 28, 512, 50.0, "euler", "simple", "released", RELEASED_TEMPLATE, 1.15, 0.5, 6.0, 3)),
+              "fixed", 28, 512, 50.0, "euler", "simple", "released", RELEASED_TEMPLATE, 1.15, 0.5, 6.0, 3, 1, 10)),
         Node(13, "SaveImage", (1180, 40), (360, 400), ("ICEdit/edited",), "Save final"),
         Node(31, "SaveImage", (1180, 480), (640, 320), ("ICEdit/turns",), "Save every turn"),
         Node(32, "PreviewAny", (760, 500), (380, 160), title="Seeds per turn"),

@@ -4,6 +4,8 @@ MagicBrush protocol (against the ground-truth target): L1 (mean absolute differe
 the output to the target's size), CLIP-I and DINO (cosine similarity of image embeddings), CLIP-T (cosine
 similarity of the output's image embedding and the target caption's text embedding).
 Emu Edit protocol (no target): CLIP-I and DINO against the source, CLIP-Out against the output caption.
+Locality (a source and the mask of the area the edit was meant for, e.g. from ICEdit Text Mask): how much
+changed outside the mask against inside it - did the edit stay where it was aimed?
 The embedding models are Hugging Face folders (a CLIP such as openai/clip-vit-large-patch14, a DINO ViT-S/16
 such as facebook/dino-vits16) loaded with transformers; nothing is downloaded.
 """
@@ -24,6 +26,26 @@ def l1_distance(output, target) -> float:
     a = np.asarray(output_image, dtype=np.float64) / 255.0
     b = np.asarray(target_image, dtype=np.float64) / 255.0
     return float(np.abs(a - b).mean())
+
+
+def locality(output, source, mask, changed_above: float = 0.05) -> dict[str, float]:
+    """How the change between source and output splits between the mask's area and the rest, at the source's
+    size: mean absolute change inside and outside (on [0, 1]), and the share of outside pixels that changed by
+    more than `changed_above` (any channel). The output is resized to the source (bicubic) if needed."""
+    source_image = to_pil(source)
+    output_image = to_pil(output)
+    if output_image.size != source_image.size:
+        output_image = output_image.resize(source_image.size, Image.BICUBIC)
+    plane = mask[0] if mask.ndim == 3 else mask
+    if tuple(plane.shape) != (source_image.size[1], source_image.size[0]):
+        raise ValueError(f"the mask is {plane.shape[1]}x{plane.shape[0]} but the source is "
+                         f"{source_image.size[0]}x{source_image.size[1]}; use a mask made from the source")
+    inside = plane.detach().cpu().numpy() > 0.5
+    if inside.all() or not inside.any():
+        raise ValueError("the mask covers all of the image or none of it: there is no inside and outside to compare")
+    change = np.abs(np.asarray(output_image, dtype=np.float64) - np.asarray(source_image, dtype=np.float64)) / 255.0
+    return {"change_inside_mask": float(change[inside].mean()), "change_outside_mask": float(change[~inside].mean()),
+            "changed_outside_share": float((change[~inside].max(axis=-1) > changed_above).mean())}
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -79,9 +101,11 @@ class DinoScorer:
 
 
 def evaluate(output, source=None, target=None, target_caption: str = "", output_caption: str = "",
-             clip: ClipScorer | None = None, dino: DinoScorer | None = None) -> dict[str, float]:
+             clip: ClipScorer | None = None, dino: DinoScorer | None = None, mask=None) -> dict[str, float]:
     """Every metric the given references and models allow; absent ones are left out, never guessed."""
     scores = {}
+    if source is not None and mask is not None:
+        scores.update(locality(output, source, mask))
     if target is not None:
         scores["l1"] = l1_distance(output, target)
         if clip is not None:

@@ -14,6 +14,7 @@ from comfy_extras.nodes_model_advanced import ModelSamplingFlux
 
 from ..icedit_core import diptych as dip
 from ..icedit_core import prompts
+from . import sampler
 
 # FLUX.1 and ICEdit's pipeline read at most 512 T5 tokens; ComfyUI alone would pass any number.
 T5_TOKEN_LIMIT = 512
@@ -114,15 +115,28 @@ class EditResult:
     edited: torch.Tensor  # [B, H, W, 3] at the source's size
     prompt: str
     tokens: TokenReport
+    seed: int  # the seed whose run this is (the Early Filter's winner when one ran)
+    early_filter_report: str = ""
 
 
-def edit_once(model, clip, vae, image: torch.Tensor, instruction: str, seed: int, settings: EditSettings) -> EditResult:
-    """One complete ICEdit edit of `image` (what the basic workflow's graph does), sampled at cfg 1, denoise 1."""
+def edit_once(model, clip, vae, image: torch.Tensor, instruction: str, seed: int, settings: EditSettings,
+              early_filter: tuple | None = None) -> EditResult:
+    """One complete ICEdit edit of `image` (what the basic workflow's graph does), sampled at cfg 1, denoise 1:
+    by KSampler, or with `early_filter` = (judge, sampler.EarlyFilterSettings) by the Early Filter over the
+    candidates seed, seed + 1, ... (what the Early Filter workflow's graph does)."""
     diptych, mask, layout = dip.build_diptych(image, settings.panel_width)
     positive, negative, text, tokens = encode_prompt(clip, instruction, settings.template_text, settings.guidance)
     positive, negative, latent = fill_conditioning(positive, negative, vae, diptych, mask)
     shifted = shift_for_layout(model, layout, settings.max_shift, settings.base_shift)
-    (sampled,) = comfy_nodes.common_ksampler(shifted, seed, settings.steps, 1.0, settings.sampler_name,
-                                             settings.scheduler, positive, negative, latent, denoise=1.0)
-    edited, _ = dip.crop_edit(vae.decode(sampled["samples"]), layout)
-    return EditResult(edited, text, tokens)
+    if early_filter is None:
+        (sampled,) = comfy_nodes.common_ksampler(shifted, seed, settings.steps, 1.0, settings.sampler_name,
+                                                 settings.scheduler, positive, negative, latent, denoise=1.0)
+        samples, used_seed, report = sampled["samples"], seed, ""
+    else:
+        judge, filter_settings = early_filter
+        run = sampler.early_filter_sample(shifted, positive, negative, latent["samples"], vae, judge, layout,
+                                          instruction, seed, settings.steps, 1.0, settings.sampler_name,
+                                          settings.scheduler, filter_settings)
+        samples, used_seed, report = run.samples, run.winner_seed, run.report
+    edited, _ = dip.crop_edit(vae.decode(samples), layout)
+    return EditResult(edited, text, tokens, used_seed, report)

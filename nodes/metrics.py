@@ -27,6 +27,10 @@ class ICEditMetrics(ICEditNode):
                 io.Image.Input("output", tooltip="The edited image."),
                 io.Image.Input("target", optional=True, tooltip="The ground-truth edit (MagicBrush)."),
                 io.Image.Input("source", optional=True, tooltip="The original (Emu Edit protocol)."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="With source: the area the edit was meant for (e.g. ICEdit Text Mask's). "
+                                      "Adds how much changed inside and outside it, so an edit that spilled "
+                                      "shows."),
                 io.String.Input("target_caption", default="", tooltip="Caption of the target, for CLIP-T."),
                 io.String.Input("output_caption", default="", tooltip="Caption the output should match (CLIP-Out)."),
                 io.Combo.Input("clip_model", options=folders, default=NONE,
@@ -39,11 +43,11 @@ class ICEditMetrics(ICEditNode):
 
     @classmethod
     def execute(cls, output, target_caption, output_caption, clip_model, dino_model, target=None,
-                source=None) -> io.NodeOutput:
+                source=None, mask=None) -> io.NodeOutput:
         clip = metrics.ClipScorer(model_folder_path(METRICS_FOLDER, clip_model)) if clip_model != NONE else None
         dino = metrics.DinoScorer(model_folder_path(METRICS_FOLDER, dino_model)) if dino_model != NONE else None
         scores = metrics.evaluate(output, source=source, target=target, target_caption=target_caption,
-                                  output_caption=output_caption, clip=clip, dino=dino)
+                                  output_caption=output_caption, clip=clip, dino=dino, mask=mask)
         return io.NodeOutput(json.dumps(scores, indent=1))
 
 

@@ -10,7 +10,7 @@ from ..icedit_core import checked_turns as ct
 from ..icedit_core import diptych as dip
 from ..icedit_core import early_filter as ef
 from ..icedit_core import prompts
-from . import edit_path
+from . import edit_path, sampler
 from .edit import shift_inputs, template_inputs
 from .io_types import Judge
 from .validation import ICEditNode
@@ -57,6 +57,11 @@ class ICEditMultiTurn(ICEditNode):
                 io.Int.Input("tries", default=3, min=1, max=16,
                              tooltip="With a judge: at most this many tries per turn; the best one is kept. Turn i "
                                      "then uses seeds seed + i*tries, + 1, ... (with tries 1: seed + i)."),
+                io.Int.Input("early_filter_candidates", default=1, min=1, max=16,
+                             tooltip="With a judge: above 1, every try runs the Early Filter (resume, pairwise) "
+                                     "over this many seeds instead of plain sampling; 1 = plain sampling."),
+                io.Int.Input("early_steps", default=10, min=1, max=200,
+                             tooltip="With the Early Filter: steps each candidate runs before the judge picks."),
             ],
             outputs=[
                 io.Image.Output("final", display_name="final", tooltip="The result of the last turn."),
@@ -71,7 +76,8 @@ class ICEditMultiTurn(ICEditNode):
     @classmethod
     def execute(cls, model, clip, vae, image, instructions, seed, steps, panel_width, guidance, sampler_name,
                 scheduler, template="released", custom_template="", max_shift=edit_path.DEFAULT_MAX_SHIFT,
-                base_shift=edit_path.DEFAULT_BASE_SHIFT, judge=None, min_score=6.0, tries=3) -> io.NodeOutput:
+                base_shift=edit_path.DEFAULT_BASE_SHIFT, judge=None, min_score=6.0, tries=3,
+                early_filter_candidates=1, early_steps=10) -> io.NodeOutput:
         turns = prompts.split_instructions(instructions)
         if image.shape[0] != 1:
             raise ValueError(f"multi-turn editing takes one image; got a batch of {image.shape[0]}")
@@ -80,19 +86,33 @@ class ICEditMultiTurn(ICEditNode):
             template_text=prompts.resolve_template(template, custom_template), max_shift=max_shift,
             base_shift=base_shift, sampler_name=sampler_name, scheduler=scheduler)
         tries_per_turn = tries if judge is not None else 1
+        early_filter, seeds_per_try = None, 1
+        if early_filter_candidates > 1:
+            if judge is None:
+                raise ValueError("early_filter_candidates above 1 runs the Early Filter, which needs a judge: "
+                                 "connect one, or set it to 1")
+            filter_settings = sampler.EarlyFilterSettings(early_filter_candidates, early_steps)
+            filter_settings.check(model, sampler_name, steps)
+            early_filter, seeds_per_try = (judge, filter_settings), early_filter_candidates
         if judge is not None:
             judge.check()  # a judge that cannot answer is found before the first turn is sampled
         current = dip.to_rgb(image).float().cpu()
         results, log, evaluations = [current], [], 0
         for index, instruction in enumerate(turns):
-            seeds = ef.consecutive_seeds(seed + index * tries_per_turn, tries_per_turn)
+            # Each try owns seeds_per_try consecutive seeds (its Early Filter candidates), each turn tries_per_turn tries.
+            seeds = ef.consecutive_seeds(seed + index * tries_per_turn * seeds_per_try,
+                                         tries_per_turn * seeds_per_try)[::seeds_per_try]
             notes = []
 
             def try_edit(try_seed, source=current, instruction=instruction, notes=notes):
                 comfy.model_management.throw_exception_if_processing_interrupted()
-                result = edit_path.edit_once(model, clip, vae, source, instruction, try_seed, settings)
+                result = edit_path.edit_once(model, clip, vae, source, instruction, try_seed, settings, early_filter)
                 if result.tokens.cut and not notes:
                     notes.append(f"  note: {result.tokens.text()}")
+                if early_filter is not None:
+                    last = ef.consecutive_seeds(try_seed, seeds_per_try)[-1]
+                    notes.append(f"  try seed {try_seed}: Early Filter over seeds {try_seed}..{last} picked seed "
+                                 f"{result.seed}")
                 return result.edited[:1]
 
             def score(edited, source=current, instruction=instruction):
@@ -107,11 +127,14 @@ class ICEditMultiTurn(ICEditNode):
                 log.append(f"turn {index + 1}: {instruction}")
                 log += turn.report(index + 1, min_score)
             log += notes
-            evaluations += len(turn.tries) * steps  # cfg 1: one model evaluation per step
+            per_try = early_filter[1].nfe(steps) if early_filter else steps  # cfg 1: one evaluation per step
+            evaluations += len(turn.tries) * per_try
             current = turn.result
             results.append(current)
         if judge is not None:
-            log.append(f"NFE {evaluations} ({judge.name} judge, min SC {min_score:g}, up to {tries} tries per turn)")
+            filtering = f", Early Filter {early_filter_candidates} x {early_steps} steps per try" if early_filter else ""
+            log.append(f"NFE {evaluations} ({judge.name} judge, min SC {min_score:g}, up to {tries} tries per turn"
+                       f"{filtering})")
         return io.NodeOutput(current, torch.cat(results), "\n".join(log))
 
 NODES = [ICEditMultiTurn]

@@ -1,6 +1,8 @@
 """ICEditEarlyFilterSampler: several seeds run a few steps, a judge picks the best, only the winner finishes."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import comfy.model_management
 import comfy.sample
 import comfy.samplers
@@ -43,6 +45,100 @@ def _chunks(count: int, size: int):
     size = size or count
     for start in range(0, count, size):
         yield list(range(start, min(count, start + size)))
+
+
+@dataclass(frozen=True)
+class EarlyFilterSettings:
+    candidates: int
+    early_steps: int
+    mode: str = ef.RESUME
+    judge_mode: str = "pairwise"
+    batch_size: int = 0
+
+    def check(self, model, sampler_name: str, steps: int) -> None:
+        ef.check_settings(self.mode, self.candidates, self.early_steps, steps)
+        if self.mode == ef.RESUME and sampler_name not in RESUMABLE_SAMPLERS:
+            raise ValueError(f"resume mode continues a run half-way, which is exact only for samplers without "
+                             f"history or per-step noise ({', '.join(RESUMABLE_SAMPLERS)}); {sampler_name} is "
+                             "not one. Pick one of those or mode 'paper'.")
+        if STEP_CACHE_OPTION in model.model_options.get("transformer_options", {}):
+            raise ValueError("this model carries EasyCache or LazyCache, which skip steps by what the run did so "
+                             "far: the candidates share one batch and the winner continues in a new run, so the "
+                             "result would no longer be the winning seed's own run. Take the cache node out of "
+                             "this model path (it works with KSampler).")
+
+    def nfe(self, steps: int) -> int:
+        return ef.nfe(self.mode, self.candidates, self.early_steps, steps)
+
+
+@dataclass
+class EarlyFilterRun:
+    samples: torch.Tensor  # the winner, sampled to the end
+    previews: torch.Tensor  # what the judge saw: each candidate's right panel
+    winner_seed: int
+    report: str
+
+
+def _select(judge, judge_mode, original, previews, instruction):
+    def compare(incumbent, challenger):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        return judge.compare(original, previews[incumbent], previews[challenger], instruction)
+
+    if judge_mode == "pairwise":
+        return ef.tournament(previews.shape[0], compare)
+    scores = []
+    for preview in previews:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        scores.append(judge.score(original, preview, instruction))
+    return ef.best_by_score(scores)
+
+
+def early_filter_sample(model, positive, negative, samples, vae, judge, layout, instruction, seed, steps, cfg,
+                        sampler_name, scheduler, settings: EarlyFilterSettings) -> EarlyFilterRun:
+    """The Early Filter on one diptych latent: candidates seed, seed + 1, ... run early_steps steps, the judge
+    picks from their previews, the winner finishes. Settings are checked by the caller (settings.check)."""
+    mode, candidates, early_steps = settings.mode, settings.candidates, settings.early_steps
+    seeds = ef.consecutive_seeds(seed, candidates)
+    noises = [comfy.sample.prepare_noise(samples, s) for s in seeds]  # per-seed, as a lone run would draw
+    progress = _Progress(model, settings.nfe(steps))
+
+    def run(noise, latent_image, n_steps, holder, seed, **kwargs):
+        # `seed` only feeds samplers that draw noise per step; the initial noise is given.
+        return comfy.sample.sample(model, noise, n_steps, cfg, sampler_name, scheduler, positive, negative,
+                                   latent_image, denoise=1.0, callback=progress.callback(noise.shape[0], holder),
+                                   disable_pbar=True, seed=seed, **kwargs)
+
+    partials, preview_latents = [], []
+    for chunk in _chunks(candidates, settings.batch_size):
+        noise = torch.cat([noises[i] for i in chunk])
+        latent_image = samples.repeat(len(chunk), 1, 1, 1)
+        holder = {}
+        if mode == ef.PAPER:  # a complete early_steps-step run per candidate; its result is the preview
+            out = run(noise, latent_image, early_steps, holder, seeds[chunk[0]])
+            preview_latents.append(out)
+        else:  # the first early_steps of the full schedule; the preview is the model's x0 estimate there
+            out = run(noise, latent_image, steps, holder, seeds[chunk[0]], last_step=early_steps,
+                      force_full_denoise=False)
+            preview_latents.append(model.model.process_latent_out(holder["x0"].to(out.device)).to(out.dtype))
+        partials.append(out)
+    partials = torch.cat(partials)
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+    with torch.no_grad():  # ComfyUI's executor runs in inference mode; direct callers need not
+        _, previews = dip.panels(vae.decode(torch.cat(preview_latents)), layout)
+    original = dip.source_panels(layout)[0]
+    selection = _select(judge, settings.judge_mode, original, previews, instruction)
+    winner = selection.winner
+
+    holder = {}
+    if mode == ef.PAPER:
+        final = run(noises[winner], samples, steps, holder, seeds[winner])
+    else:
+        final = run(torch.zeros_like(noises[winner]), partials[winner:winner + 1], steps, holder, seeds[winner],
+                    start_step=early_steps, last_step=steps, force_full_denoise=True)
+    report = (f"Early Filter ({mode}, {settings.judge_mode}, judge {judge.name}): {candidates} candidates x "
+              f"{early_steps} steps, winner {steps} steps; NFE {settings.nfe(steps)}\n" + selection.report(seeds))
+    return EarlyFilterRun(final, previews, seeds[winner], report)
 
 
 class ICEditEarlyFilterSampler(ICEditNode):
@@ -97,16 +193,8 @@ class ICEditEarlyFilterSampler(ICEditNode):
     @classmethod
     def execute(cls, model, positive, negative, latent, vae, judge, layout, instruction, seed, candidates,
                 early_steps, steps, cfg, sampler_name, scheduler, mode, judge_mode, batch_size) -> io.NodeOutput:
-        ef.check_settings(mode, candidates, early_steps, steps)
-        if mode == ef.RESUME and sampler_name not in RESUMABLE_SAMPLERS:
-            raise ValueError(f"resume mode continues a run half-way, which is exact only for samplers without "
-                             f"history or per-step noise ({', '.join(RESUMABLE_SAMPLERS)}); {sampler_name} is "
-                             "not one. Pick one of those or mode 'paper'.")
-        if STEP_CACHE_OPTION in model.model_options.get("transformer_options", {}):
-            raise ValueError("this model carries EasyCache or LazyCache, which skip steps by what the run did so "
-                             "far: the candidates share one batch and the winner continues in a new run, so the "
-                             "result would no longer be the winning seed's own run. Take the cache node out of "
-                             "this model path (it works with KSampler).")
+        settings = EarlyFilterSettings(candidates, early_steps, mode, judge_mode, batch_size)
+        settings.check(model, sampler_name, steps)
         if not instruction.strip():
             raise ValueError("the instruction is empty; link ICEditPromptEncode's instruction output")
         samples = latent["samples"]
@@ -114,62 +202,9 @@ class ICEditEarlyFilterSampler(ICEditNode):
             raise ValueError(f"the Early Filter edits one diptych at a time; got a latent batch of "
                              f"{samples.shape[0]} and {layout.batch_size} source(s)")
         judge.check()  # a judge that cannot answer is found now, not after every candidate was sampled
-        seeds = ef.consecutive_seeds(seed, candidates)
-        noises = [comfy.sample.prepare_noise(samples, s) for s in seeds]  # per-seed, as a lone run would draw
-        progress = _Progress(model, ef.nfe(mode, candidates, early_steps, steps))
-
-        def run(noise, latent_image, n_steps, holder, seed, **kwargs):
-            # `seed` only feeds samplers that draw noise per step; the initial noise is given.
-            return comfy.sample.sample(model, noise, n_steps, cfg, sampler_name, scheduler, positive, negative,
-                                       latent_image, denoise=1.0, callback=progress.callback(noise.shape[0], holder),
-                                       disable_pbar=True, seed=seed, **kwargs)
-
-        partials, preview_latents = [], []
-        for chunk in _chunks(candidates, batch_size):
-            noise = torch.cat([noises[i] for i in chunk])
-            latent_image = samples.repeat(len(chunk), 1, 1, 1)
-            holder = {}
-            if mode == ef.PAPER:  # a complete early_steps-step run per candidate; its result is the preview
-                out = run(noise, latent_image, early_steps, holder, seeds[chunk[0]])
-                preview_latents.append(out)
-            else:  # the first early_steps of the full schedule; the preview is the model's x0 estimate there
-                out = run(noise, latent_image, steps, holder, seeds[chunk[0]], last_step=early_steps,
-                          force_full_denoise=False)
-                preview_latents.append(model.model.process_latent_out(holder["x0"].to(out.device)).to(out.dtype))
-            partials.append(out)
-        partials = torch.cat(partials)
-        comfy.model_management.throw_exception_if_processing_interrupted()
-
-        with torch.no_grad():  # ComfyUI's executor runs in inference mode; direct callers need not
-            _, previews = dip.panels(vae.decode(torch.cat(preview_latents)), layout)
-        original = dip.source_panels(layout)[0]
-        selection = cls._select(judge, judge_mode, original, previews, instruction)
-        winner = selection.winner
-
-        holder = {}
-        if mode == ef.PAPER:
-            final = run(noises[winner], samples, steps, holder, seeds[winner])
-        else:
-            final = run(torch.zeros_like(noises[winner]), partials[winner:winner + 1], steps, holder, seeds[winner],
-                        start_step=early_steps, last_step=steps, force_full_denoise=True)
-        report = (f"Early Filter ({mode}, {judge_mode}, judge {judge.name}): {candidates} candidates x "
-                  f"{early_steps} steps, winner {steps} steps; NFE {ef.nfe(mode, candidates, early_steps, steps)}\n"
-                  + selection.report(seeds))
-        return io.NodeOutput({"samples": final}, previews, seeds[winner], report)
-
-    @staticmethod
-    def _select(judge, judge_mode, original, previews, instruction):
-        def compare(incumbent, challenger):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            return judge.compare(original, previews[incumbent], previews[challenger], instruction)
-
-        if judge_mode == "pairwise":
-            return ef.tournament(previews.shape[0], compare)
-        scores = []
-        for preview in previews:
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            scores.append(judge.score(original, preview, instruction))
-        return ef.best_by_score(scores)
+        run = early_filter_sample(model, positive, negative, samples, vae, judge, layout, instruction, seed, steps,
+                                  cfg, sampler_name, scheduler, settings)
+        return io.NodeOutput({"samples": run.samples}, run.previews, run.winner_seed, run.report)
 
 
 NODES = [ICEditEarlyFilterSampler]

@@ -44,3 +44,23 @@ def test_the_metrics_node(metric_models):
     scores = json.loads(ICEditMetrics.execute(image, "a photo", "", "tiny-clip", "tiny-dino", target=image,
                                               source=None).result[0])
     assert scores["l1"] == pytest.approx(0.0, abs=1e-9) and scores["clip_i"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_locality_says_whether_an_edit_stayed_inside_its_mask():
+    source = torch.full((1, 40, 60, 3), 0.5)
+    mask = torch.zeros((1, 40, 60))
+    mask[:, 10:30, 20:40] = 1
+    aimed = source.clone()
+    aimed[:, 10:30, 20:40] = 0.9  # changed exactly where the mask is
+    spilled = aimed.clone()
+    spilled[:, :, :10] = 0.1  # and a strip of the rest too
+    inside_only = metrics.locality(aimed, source, mask)
+    assert inside_only["change_inside_mask"] == pytest.approx(0.4, abs=0.003)
+    assert inside_only["change_outside_mask"] == 0 and inside_only["changed_outside_share"] == 0
+    leaky = metrics.evaluate(spilled, source=source, mask=mask)
+    assert leaky["changed_outside_share"] == pytest.approx(40 * 10 / (40 * 60 - 20 * 20))
+    assert leaky["change_outside_mask"] > 0.05
+    with pytest.raises(ValueError, match="the mask is 30x30 but the source is 60x40"):
+        metrics.locality(aimed, source, torch.ones((1, 30, 30)))
+    with pytest.raises(ValueError, match="covers all of the image or none"):
+        metrics.locality(aimed, source, torch.zeros((1, 40, 60)))

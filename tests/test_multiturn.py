@@ -3,6 +3,8 @@ is exactly the single-edit graph (Diptych → Prompt Encode → Fill Conditionin
 → Crop) run on the previous turn's result."""
 from __future__ import annotations
 
+import re
+
 import nodes as comfy_nodes
 import pytest
 import torch
@@ -123,3 +125,19 @@ def test_a_turn_whose_tries_all_score_low_keeps_the_best_and_unreadable_scores_r
                                      "turn 1 try 2: seed 21, SC 4.0 (below 6): kept",
                                      "turn 1 try 3: seed 22, SC 3.0 (below 6): not kept"]
     assert torch.equal(final, single_edit_graph(args, args["image"], "make it red", 21)[:1])
+
+
+def test_a_turn_can_run_the_early_filter_instead_of_plain_sampling(args):
+    from comfyui_icedit.icedit_core.judge.heuristic import HeuristicJudge
+
+    final, _, log = ICEditMultiTurn.execute(**dict(args, instructions="make it red", judge=HeuristicJudge(),
+                                                   min_score=0.0, tries=1, early_filter_candidates=3,
+                                                   early_steps=1)).result
+    picked = re.search(r"try seed 7: Early Filter over seeds 7..9 picked seed (\d+)", log)
+    assert picked, log
+    assert f"NFE {3 * 1 + args['steps'] - 1} " in log and "Early Filter 3 x 1 steps per try" in log
+    # Resume mode: the winner's run equals that seed run alone (to float rounding).
+    alone = single_edit_graph(args, args["image"], "make it red", int(picked.group(1)))[:1]
+    assert (final - alone).abs().max() < 2e-3
+    with pytest.raises(ValueError, match="needs a judge"):
+        ICEditMultiTurn.execute(**dict(args, instructions="make it red", early_filter_candidates=3))
