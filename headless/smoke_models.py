@@ -181,13 +181,19 @@ def save_tiny_qwen2_vl(folder: str, seed: int = 5) -> str:
     return folder
 
 
+def comfy_clip_tokenizer():
+    """The CLIP tokenizer ComfyUI ships (nothing downloaded), for the tiny CLIP-family test models."""
+    import comfy.sd1_clip
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(os.path.join(os.path.dirname(comfy.sd1_clip.__file__), "sd1_tokenizer"))
+
+
 def save_tiny_clip(folder: str, seed: int = 8) -> str:
     """A random-weight CLIP (image and text towers) with ComfyUI's CLIP tokenizer, for metric tests."""
-    import comfy.sd1_clip
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    tokenizer = CLIPTokenizer.from_pretrained(
-        os.path.join(os.path.dirname(comfy.sd1_clip.__file__), "sd1_tokenizer"))
+    tokenizer = comfy_clip_tokenizer()
     config = CLIPConfig(
         text_config={"vocab_size": 49408, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
                      "num_attention_heads": 2, "max_position_embeddings": 77},
@@ -203,12 +209,9 @@ def save_tiny_clip(folder: str, seed: int = 8) -> str:
 
 def save_tiny_clipseg(folder: str, seed: int = 10) -> str:
     """A random-weight CLIPSeg (CLIPSegForImageSegmentation) with ComfyUI's CLIP tokenizer, for the text mask."""
-    import comfy.sd1_clip
-    from transformers import (CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, CLIPTokenizer,
-                              ViTImageProcessor)
+    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, ViTImageProcessor
 
-    tokenizer = CLIPTokenizer.from_pretrained(
-        os.path.join(os.path.dirname(comfy.sd1_clip.__file__), "sd1_tokenizer"))
+    tokenizer = comfy_clip_tokenizer()
     config = CLIPSegConfig(
         text_config={"vocab_size": 49408, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                      "num_attention_heads": 2, "max_position_embeddings": 77},

@@ -304,12 +304,17 @@ def _rules_plan(text: str, note_start: str) -> Plan:
     return Plan(steps, "rules", f"{note_start}{detail}")
 
 
-def plan(text: str, ask: Callable[[str], str] | None = None, with_image: bool = False) -> Plan:
-    """The single edits `text` asks for. With `ask` (a prompt -> answer callable, e.g. a chat judge), a model
-    plans; an answer with no readable steps falls back to the rules, and the note says so."""
+def require_text(text: str) -> None:
+    """An empty request is an error (callers check it before they contact a model)."""
     if not (text or "").strip():
         raise ValueError("the instruction is empty; write the edits to plan, e.g. "
                          "'make the sky red and add a kite'")
+
+
+def plan(text: str, ask: Callable[[str], str] | None = None, with_image: bool = False) -> Plan:
+    """The single edits `text` asks for. With `ask` (a prompt -> answer callable, e.g. a chat judge), a model
+    plans; an answer with no readable steps falls back to the rules, and the note says so."""
+    require_text(text)
     if ask is None:
         return _rules_plan(text, "rules: ")
     answer = ask(prompts.plan_instructions(text, with_image=with_image))

@@ -137,16 +137,14 @@ def crop_region(images: torch.Tensor, mask: torch.Tensor | None = None, padding:
     if grow_pixels:
         hard = grow(hard, grow_pixels)
     alpha = feathered(hard, feather)
+    # Never empty: an empty mask became "no mask" above, and growing or filling only adds to a mask.
     covered = (alpha > 0).any(dim=0)
-    if not covered.any():  # a mask that grow / fill emptied is impossible; kept as the whole image for safety
-        left, top, right, bottom = 0, 0, width, height
-    else:
-        rows = torch.nonzero(covered.any(dim=1)).flatten()
-        cols = torch.nonzero(covered.any(dim=0)).flatten()
-        extra_y = padding + round(context * (int(rows[-1]) + 1 - int(rows[0])))
-        extra_x = padding + round(context * (int(cols[-1]) + 1 - int(cols[0])))
-        top, bottom = max(0, int(rows[0]) - extra_y), min(height, int(rows[-1]) + 1 + extra_y)
-        left, right = max(0, int(cols[0]) - extra_x), min(width, int(cols[-1]) + 1 + extra_x)
+    rows = torch.nonzero(covered.any(dim=1)).flatten()
+    cols = torch.nonzero(covered.any(dim=0)).flatten()
+    extra_y = padding + round(context * (int(rows[-1]) + 1 - int(rows[0])))
+    extra_x = padding + round(context * (int(cols[-1]) + 1 - int(cols[0])))
+    top, bottom = max(0, int(rows[0]) - extra_y), min(height, int(rows[-1]) + 1 + extra_y)
+    left, right = max(0, int(cols[0]) - extra_x), min(width, int(cols[-1]) + 1 + extra_x)
     region = Region(left, top, right, bottom, sources=images, alpha=alpha, note=note)
     return images[:, top:bottom, left:right, :].clone(), region
 

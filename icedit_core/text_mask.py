@@ -6,12 +6,11 @@ out coarse.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 
 from .images import to_pil
+from .model_folder import has_config, has_weights
 from .region import fill_holes, grow
 
 
@@ -31,10 +30,10 @@ class ClipSegMasker:
     """A CLIPSeg model folder (config.json, weights, processor files), loaded once."""
 
     def __init__(self, folder: str, device="cpu"):
-        if not os.path.isfile(os.path.join(folder, "config.json")):
+        if not has_config(folder):
             raise ValueError(f"{folder} has no config.json; download the whole CLIPSeg folder (e.g. "
                              "CIDAS/clipseg-rd64-refined) into models/clipseg/")
-        if not any(name.endswith((".safetensors", ".bin")) for name in os.listdir(folder)):
+        if not has_weights(folder):
             raise ValueError(f"{folder} has no weights (*.safetensors or *.bin); download the whole CLIPSeg folder "
                              "into models/clipseg/")
         from transformers import AutoProcessor, CLIPSegForImageSegmentation

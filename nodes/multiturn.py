@@ -116,14 +116,15 @@ class ICEditMultiTurn(ICEditNode):
                 return result.edited[:1]
 
             def score(edited, source=current, instruction=instruction):
+                if judge is None:  # unchecked: the single try (tries_per_turn is 1) is kept
+                    return None
                 comfy.model_management.throw_exception_if_processing_interrupted()
                 return judge.score(source[0], edited[0], instruction)
 
+            turn = ct.run_checked_turn(seeds, try_edit, score, min_score)
             if judge is None:
-                turn = ct.CheckedTurn(tries=[ct.Try(seeds[0], None)], kept=0, result=try_edit(seeds[0]))
                 log.append(f"turn {index + 1}: seed {seeds[0]}: {instruction}")
             else:
-                turn = ct.run_checked_turn(seeds, try_edit, score, min_score)
                 log.append(f"turn {index + 1}: {instruction}")
                 log += turn.report(index + 1, min_score)
             log += notes
@@ -136,5 +137,6 @@ class ICEditMultiTurn(ICEditNode):
             log.append(f"NFE {evaluations} ({judge.name} judge, min SC {min_score:g}, up to {tries} tries per turn"
                        f"{filtering})")
         return io.NodeOutput(current, torch.cat(results), "\n".join(log))
+
 
 NODES = [ICEditMultiTurn]

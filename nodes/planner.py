@@ -54,9 +54,7 @@ class ICEditPlanInstructions(ICEditNode):
     def execute(cls, instruction, method, judge=None, image=None) -> io.NodeOutput:
         if method not in METHODS:
             raise ValueError(f"method = {method!r}; choose one of {METHODS}")
-        if not (instruction or "").strip():
-            raise ValueError("the instruction is empty; write the edits to plan, e.g. "
-                             "'make the sky red and add a kite'")
+        planner.require_text(instruction)  # before a judge is contacted
         if method == "rules":
             result = planner.plan(instruction)
         else:

@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from ..model_folder import has_config, has_weights
 from .protocol import ChatJudge, JudgeError
 
 
@@ -18,7 +19,7 @@ class LocalVLMJudge(ChatJudge):
         if not os.path.isdir(folder):
             raise JudgeError(f"{folder} is not a folder; a local judge is a Hugging Face model folder "
                              "(config.json, weights, processor files)")
-        if not os.path.isfile(os.path.join(folder, "config.json")):
+        if not has_config(folder):
             raise JudgeError(f"{folder} has no config.json; download the whole model folder (e.g. "
                              "Qwen/Qwen2.5-VL-7B-Instruct) into models/vlm/")
         self.folder, self.device, self.dtype = folder, torch.device(device), dtype
@@ -29,8 +30,7 @@ class LocalVLMJudge(ChatJudge):
 
     def check(self):
         """The weights are there (cheap: file names only; loading waits for the first question)."""
-        names = os.listdir(self.folder)
-        if not any(name.endswith((".safetensors", ".bin")) for name in names):
+        if not has_weights(self.folder):
             raise JudgeError(f"{self.folder} has no weights (*.safetensors or *.bin); download the whole model "
                              "folder into models/vlm/")
 
