@@ -91,6 +91,22 @@ SOCKETS = {  # node type: ({input name: socket type}, {output name: socket type}
         {"model": "MODEL", "clip": "CLIP", "vae": "VAE", "image": "IMAGE", "judge": "ICEDIT_JUDGE"},
         {"final": "IMAGE", "turns": "IMAGE", "log": "STRING"},
     ),
+    "LoadVideo": ({}, {"VIDEO": "VIDEO"}),
+    "GetVideoComponents": ({"video": "VIDEO"}, {"images": "IMAGE", "audio": "AUDIO", "fps": "FLOAT"}),
+    "CreateVideo": ({"images": "IMAGE", "audio": "AUDIO"}, {"VIDEO": "VIDEO"}),
+    "SaveVideo": ({"video": "VIDEO"}, {}),
+    "BasicGuider": ({"model": "MODEL", "conditioning": COND}, {"GUIDER": "GUIDER"}),
+    "KSamplerSelect": ({}, {"SAMPLER": "SAMPLER"}),
+    "BasicScheduler": ({"model": "MODEL"}, {"SIGMAS": "SIGMAS"}),
+    "ICEditVideoNoise": ({"layout": LAYOUT}, {"NOISE": "NOISE"}),
+    "ICEditVideoSampler": (
+        {"noise": "NOISE", "guider": "GUIDER", "sampler": "SAMPLER", "sigmas": "SIGMAS", "latent_image": "LATENT"},
+        {"output": "LATENT"},
+    ),
+    "ICEditVideoConsistency": (
+        {"source": "IMAGE", "edited": "IMAGE"},
+        {"flicker": "FLOAT", "source_flicker": "FLOAT", "ratio": "FLOAT", "report": "STRING"},
+    ),
 }
 
 MODEL_FILES = {  # a file a loader widget names: its Read me line (where it goes, where it comes from), in note order
@@ -371,6 +387,50 @@ COMPOUND = Overlay(  # on MULTITURN
     links=((33, 0, 30, "instructions"), (17, 0, 30, "judge")),
 )
 
+VIDEO = Overlay(  # LoadVideo -> frames -> the ICEdit path over every frame -> CreateVideo (fps, sound) -> SaveVideo
+    readme="## ICEdit — edit a video\n\nEvery frame of the clip is edited as one ICEdit diptych with the same "
+    "instruction. **ICEdit Video Noise** (flow) moves the starting noise with the source's motion, so the edit "
+    "flickers less than with a new draw per frame; **ICEdit Video Sampler** samples `frames_per_batch` diptychs at "
+    "a time; Create Video keeps the source's frame rate and sound. **ICEdit Video Consistency** reports the flicker "
+    "beside the source's own.\n\nTime and memory grow with the frame count: each frame costs what one image edit "
+    "costs (28 steps at panel width 512; see the README's Speed section). The GPU holds frames_per_batch diptychs "
+    "at a time: lower it if memory runs out (the result stays the same up to float rounding). RAM holds every "
+    "frame a few times over as float32 (source, diptych, edit: a 720p frame is 11 MB each). "
+    "Flow noise and the flicker number need opencv-python-headless.\n\n"
+    + MODEL_FILES_SECTION,
+    replace=(
+        Node(1, "LoadVideo", (20, 40), (320, 360), ("icedit_example.mp4", "image"), "Source video"),
+        Node(10, "ICEditVideoSampler", (1120, 400), (300, 160), (4,)),
+    ),
+    insert_after={
+        1: (Node(40, "GetVideoComponents", (20, 440), (240, 90)),),
+        9: (
+            Node(41, "BasicGuider", (1120, 40), (240, 50)),
+            Node(42, "KSamplerSelect", (1120, 130), (240, 60), ("euler",)),
+            Node(43, "BasicScheduler", (1120, 230), (240, 110), ("simple", 28, 1.0)),
+            Node(44, "ICEditVideoNoise", (760, 400), (320, 150), ("flow", 42, "fixed", "latent pixels")),
+        ),
+        12: (
+            Node(46, "CreateVideo", (1800, 40), (260, 80), (30.0,)),
+            Node(47, "SaveVideo", (1800, 180), (360, 400), ("ICEdit/edited", "auto", "auto"), "Save edited video"),
+            Node(48, "ICEditVideoConsistency", (1500, 300), (260, 120)),
+        ),
+    },
+    remove=frozenset({13, 14}),  # the image savers: Create Video and Save Video take their place
+    edit={3: {"pos": (20, 580)}, 4: {"pos": (380, 580)}, 6: {"pos": (20, 710)}, 7: {"pos": (380, 180)},
+          8: {"pos": (20, 880)}, 15: {"pos": (380, 720), "size": (640, 380)}},
+    reroute={
+        (2, "image"): ((1, 0, 40, "video"), (40, 0, 2, "image")),
+        (10, "model"): ((5, 0, 41, "model"), (5, 0, 43, "model")),
+        (10, "positive"): ((9, 0, 41, "conditioning"),),
+        (10, "negative"): (),  # BasicGuider: ICEdit samples at cfg 1, the zeroed negative is never used
+        (10, "latent_image"): ((2, 2, 44, "layout"), (44, 0, 10, "noise"), (41, 0, 10, "guider"),
+                               (42, 0, 10, "sampler"), (43, 0, 10, "sigmas"), (9, 2, 10, "latent_image")),
+    },
+    links=((12, 0, 46, "images"), (40, 1, 46, "audio"), (40, 2, 46, "fps"), (46, 0, 47, "video"),
+           (40, 0, 48, "source"), (12, 0, 48, "edited")),
+)
+
 WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones, as the position is the file's id
     "basic": (ICEDIT, ()),
     "moe": (ICEDIT, (MOE,)),
@@ -383,6 +443,7 @@ WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones,
     "region": (ICEDIT, (REGION,)),
     "compound": (MULTITURN, (COMPOUND,)),
     "text_region": (ICEDIT, (REGION, TEXT_REGION)),
+    "video": (ICEDIT, (VIDEO,)),
 }
 VARIANTS = list(WORKFLOWS)
 

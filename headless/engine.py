@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from . import items as itemlib, prompt as prompts
+from . import items as itemlib, prompt as prompts, video
 from .progress import Progress
 from .comfy_host import ComfyServer
 from .worker import EditWorker
@@ -27,6 +27,7 @@ SMOKE_NOTICE = ("SMOKE TEST: the real ICEdit weights were not found, so this run
                 "models. The images it writes are noise, not edits; they show that the whole path runs.")
 SMOKE_DEFAULTS = {"steps": 4, "panel_width": 64, "candidates": 3, "early_steps": 2}
 REAL_DEFAULTS = {"steps": 28, "panel_width": 512, "candidates": None, "early_steps": None}
+OPTIONAL_SETTINGS = ("steps", "panel_width", "candidates", "early_steps", "video_noise", "frames_per_batch")
 ACTOR_RESTARTS = 2  # Ray restarts a worker actor whose process died this many times before giving it up
 
 
@@ -44,6 +45,8 @@ class RunConfig:
     panel_width: int | None = None
     candidates: int | None = None
     early_steps: int | None = None
+    video_noise: str | None = None  # video workflow: ICEdit Video Noise's mode (None: the workflow's, flow)
+    frames_per_batch: int | None = None  # video workflow: ICEdit Video Sampler's chunk size
     models_dir: str | None = None
     servers: list[str] = dataclasses.field(default_factory=list)
     workers: int | None = None
@@ -77,12 +80,18 @@ def run(config: RunConfig, items: list[itemlib.Item], log=print) -> Summary:
     attempts_log = os.path.join(config.output, "attempts.log")
     workflows = sorted({item.workflow or config.workflow for item in items})
     for item in items:
-        if item.error is None and (item.workflow or config.workflow) not in prompts.WORKFLOWS:
+        workflow = item.workflow or config.workflow
+        if item.error is None and workflow not in prompts.WORKFLOWS:
             item.error = f"{item.where}: no shipped workflow {item.workflow!r} (choose from {sorted(prompts.WORKFLOWS)})"
+        elif item.error is None and (workflow == itemlib.VIDEO_WORKFLOW) != video.is_video(item.image):
+            item.error = (f"{item.where}: {os.path.basename(item.image)} is a video; the {workflow} workflow edits "
+                          "images (use --video, or the video workflow)" if video.is_video(item.image) else
+                          f"{item.where}: the video workflow edits video files ({', '.join(video.VIDEO_EXTENSIONS)})"
+                          f"; {os.path.basename(item.image)} is not one")
     workflows = [name for name in workflows if name in prompts.WORKFLOWS]
     smoke = _decide_smoke(config, workflows, log)
     defaults = {**(SMOKE_DEFAULTS if smoke else REAL_DEFAULTS), "seed": config.seed, "workflow": config.workflow}
-    for key in ("steps", "panel_width", "candidates", "early_steps"):
+    for key in OPTIONAL_SETTINGS:
         if getattr(config, key) is not None:
             defaults[key] = getattr(config, key)
 
@@ -179,7 +188,7 @@ def _plan(items, ledger, defaults, output, summary, log) -> list[dict]:
         if ledger.done(item.id, key):
             summary.already_done += 1
             continue
-        foreign = [name for name in (f"{item.id}_edited.png", f"{item.id}_comparison.png")
+        foreign = [name for name in _result_names(item.id, item.image)
                    if ledger.state.get(item.id) is None and os.path.exists(os.path.join(output, name))]
         if ledger.conflict(item.id, key) or foreign:
             log(f"not edited: {item.where}: {output} already holds "
@@ -192,9 +201,18 @@ def _plan(items, ledger, defaults, output, summary, log) -> list[dict]:
                   "panel_width": settings["panel_width"]}
         if settings["workflow"] == "early_filter":
             values.update(candidates=settings["candidates"], early_steps=settings["early_steps"])
+        if settings["workflow"] == itemlib.VIDEO_WORKFLOW:
+            values.update(video_noise=settings["video_noise"], frames_per_batch=settings["frames_per_batch"])
         todo.append({"id": item.id, "image": item.image, "workflow": settings["workflow"], "values": values,
                      "key": key, "where": item.where, "failed_on": []})
     return todo
+
+
+def _result_names(item_id: str, source: str) -> list[str]:
+    """The files an item's edit is saved as: the edit (and, for an image, before | after)."""
+    if video.is_video(source):
+        return [f"{item_id}_edited.mp4"]
+    return [f"{item_id}_edited.png", f"{item_id}_comparison.png"]
 
 
 def _worker_setup(config: RunConfig, workflows: dict, smoke: bool, log) -> dict:
@@ -285,7 +303,8 @@ def _next_task_for(name, queue, live):
 def _payload(task: dict, config: RunConfig) -> dict:
     image_bytes, extension = itemlib.upload_bytes(task["image"])  # read again: a batch never sits in memory
     return {"id": task["id"], "image_bytes": image_bytes, "extension": extension, "workflow": task["workflow"],
-            "values": task["values"], "timeout": config.item_timeout}
+            "input_role": "video" if video.is_video(task["image"]) else "image", "values": task["values"],
+            "timeout": config.item_timeout}
 
 
 def _write_result(task, result, output, ledger, summary, progress) -> None:
@@ -294,7 +313,8 @@ def _write_result(task, result, output, ledger, summary, progress) -> None:
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         for kind, filename, data in result["outputs"]:
-            name = f"{task['id']}_{kind}.png" if kind in ("edited", "comparison") else f"{task['id']}_{filename}"
+            extension = os.path.splitext(filename)[1]
+            name = f"{task['id']}_{kind}{extension}" if kind in ("edited", "comparison") else f"{task['id']}_{filename}"
             itemlib.write_atomically(os.path.join(output, name), data)
             written.append(name)
         _record_ok(task, result, written, ledger)

@@ -1,6 +1,6 @@
 """What a batch is made of: items read from `--edit` pairs, a JSONL or CSV manifest, or a folder of images with
 sidecar instructions; each image checked and made ready for upload; and the ledger (results.jsonl) that makes a
-run resumable. Stdlib + Pillow.
+run resumable. Stdlib + Pillow (and PyAV, through video.py, for clips).
 """
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import json
 import os
 import time
 
+from . import video
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+VIDEO_WORKFLOW = "video"  # the shipped workflow that edits a clip; the only one that takes a video file
 MANIFEST_COLUMNS = ("image", "instruction", "id", "seed", "mask", "workflow", "steps")
 
 
@@ -34,17 +37,21 @@ class Item:
 
     def settings(self, defaults: dict) -> dict:
         """The values that decide this item's edit (what the ledger's key is made of)."""
-        return {"seed": self.seed if self.seed is not None else defaults["seed"],
-                "steps": self.steps if self.steps is not None else defaults["steps"],
-                "workflow": self.workflow or defaults["workflow"],
-                "panel_width": defaults["panel_width"], "candidates": defaults.get("candidates"),
-                "early_steps": defaults.get("early_steps"), "instruction": self.instruction}
+        settings = {"seed": self.seed if self.seed is not None else defaults["seed"],
+                    "steps": self.steps if self.steps is not None else defaults["steps"],
+                    "workflow": self.workflow or defaults["workflow"],
+                    "panel_width": defaults["panel_width"], "candidates": defaults.get("candidates"),
+                    "early_steps": defaults.get("early_steps"), "instruction": self.instruction}
+        if settings["workflow"] == VIDEO_WORKFLOW:  # only video keys carry these (image keys stay as they were)
+            settings.update(video_noise=defaults.get("video_noise"), frames_per_batch=defaults.get("frames_per_batch"))
+        return settings
 
 
 # -- reading items ----------------------------------------------------------------------------------------------
-def from_edit_pairs(pairs: list[tuple[str, str]]) -> list[Item]:
-    rows = [{"image": image, "instruction": instruction} for image, instruction in pairs]
-    return from_rows(rows, base=os.getcwd(), where=[f"--edit #{n + 1}" for n in range(len(rows))])
+def from_edit_pairs(pairs: list[tuple[str, str]], option: str = "--edit", workflow: str | None = None) -> list[Item]:
+    rows = [{"image": image, "instruction": instruction, **({"workflow": workflow} if workflow else {})}
+            for image, instruction in pairs]
+    return from_rows(rows, base=os.getcwd(), where=[f"{option} #{n + 1}" for n in range(len(rows))])
 
 
 def read_batch(path: str) -> list[Item]:
@@ -138,7 +145,7 @@ def from_rows(rows: list[dict], base: str, where: list[str]) -> list[Item]:
             item.steps = _int(row, "steps", 1, 10000)
         except ItemError as bad:
             error = error or str(bad)
-        item.workflow = row.get("workflow") or None
+        item.workflow = row.get("workflow") or (VIDEO_WORKFLOW if video.is_video(path) else None)
         if row.get("mask"):
             item.mask = os.path.normpath(os.path.join(base, row["mask"]))
             error = error or "the mask column is not used by the shipped workflows yet; remove it"
@@ -147,7 +154,7 @@ def from_rows(rows: list[dict], base: str, where: list[str]) -> list[Item]:
         if error is None and not item.instruction:
             error = "the instruction is empty"
         if error is None and not os.path.isfile(path):
-            error = f"no such image: {path}"
+            error = f"no such {'video' if video.is_video(path) else 'image'}: {path}"
         if error is None and not _is_safe_id(item_id):
             error = f"id {item_id!r} cannot be a file name (use letters, digits, '.', '_' and '-')"
         item.error = f"{origin}: {error}" if error else None
@@ -187,10 +194,11 @@ def _is_safe_id(item_id: str) -> bool:
 
 # -- images -----------------------------------------------------------------------------------------------------
 def upload_bytes(path: str) -> tuple[bytes, str]:
-    """The bytes to upload for an image file, and their extension, after checking the file is a whole,
-    single-frame image. Files ComfyUI's LoadImage reads as they are go unchanged (it applies the EXIF
-    orientation itself); 16-bit and other high-depth images, which LoadImage would turn white, are converted to
-    8-bit PNG here (orientation applied). Raises ItemError naming the file."""
+    """The bytes to upload for an image or video file, and their extension, after checking the file: a video
+    must hold a frame that decodes (headless/video.py); an image must be a whole, single-frame image. Files
+    ComfyUI's LoadImage reads as they are go unchanged (it applies the EXIF orientation itself); 16-bit and other
+    high-depth images, which LoadImage would turn white, are converted to 8-bit PNG here (orientation applied).
+    Raises ItemError naming the file."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -200,6 +208,12 @@ def upload_bytes(path: str) -> tuple[bytes, str]:
         raise ItemError(f"{path}: cannot read it ({error.strerror})") from None
     if not data:
         raise ItemError(f"{path}: the file is empty (0 bytes)")
+    if video.is_video(path):
+        try:
+            video.inspect(path)
+        except video.VideoError as error:
+            raise ItemError(str(error)) from None
+        return data, os.path.splitext(path)[1].lower()
     try:
         with Image.open(io.BytesIO(data)) as image:
             frames = getattr(image, "n_frames", 1)

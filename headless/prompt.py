@@ -24,13 +24,18 @@ WORKFLOWS = {name[len("icedit_"):-len(".json")]: os.path.join(WORKFLOW_DIR, name
 # role -> the (node type, input name) pairs that take it; every node of such a type in the prompt gets the value.
 ROLES = {
     "image": (("LoadImage", "image"),),
+    "video": (("LoadVideo", "file"),),
     "instruction": (("ICEditPromptEncode", "instruction"), ("ICEditMultiTurn", "instructions"),
                     ("ICEditPlanInstructions", "instruction")),
-    "seed": (("KSampler", "seed"), ("ICEditEarlyFilterSampler", "seed"), ("ICEditMultiTurn", "seed")),
-    "steps": (("KSampler", "steps"), ("ICEditEarlyFilterSampler", "steps"), ("ICEditMultiTurn", "steps")),
+    "seed": (("KSampler", "seed"), ("ICEditEarlyFilterSampler", "seed"), ("ICEditMultiTurn", "seed"),
+             ("ICEditVideoNoise", "noise_seed")),
+    "steps": (("KSampler", "steps"), ("ICEditEarlyFilterSampler", "steps"), ("ICEditMultiTurn", "steps"),
+              ("BasicScheduler", "steps")),
     "panel_width": (("ICEditDiptych", "panel_width"), ("ICEditMultiTurn", "panel_width")),
     "candidates": (("ICEditEarlyFilterSampler", "candidates"),),
     "early_steps": (("ICEditEarlyFilterSampler", "early_steps"),),
+    "video_noise": (("ICEditVideoNoise", "mode"),),
+    "frames_per_batch": (("ICEditVideoSampler", "frames_per_batch"),),
 }
 # The stock loader that the smoke run replaces, and the pack's testing loader that stands in for it.
 SMOKE_CLIP_SWAP = ("DualCLIPLoader", "ICEditSmokeTestCLIPLoader", "text_encoder_name")

@@ -2,6 +2,8 @@
 
     scripts/icedit --edit photo.jpg "make the sky a warm sunset" --edit cat.png "give the cat a red hat"
     scripts/icedit --batch edits.jsonl --output edited/ --workers 2
+    scripts/icedit --video clip.mp4 "make it snowy"          (every frame, motion-following noise; DIR/<id>_edited.mp4)
+    scripts/icedit --flicker clip.mp4 edited/clip_edited.mp4 (how much an edited clip flickers against its source)
 
 Starts a ComfyUI server with this pack per worker (or uses --servers), runs a shipped workflow for every item,
 and writes DIR/<id>_edited.png, DIR/<id>_comparison.png and a ledger DIR/results.jsonl. Running the same
@@ -19,7 +21,7 @@ import signal
 import sys
 import tempfile
 
-from . import bootstrap, engine, items as itemlib, prompt as prompts
+from . import bootstrap, engine, items as itemlib, prompt as prompts, video
 from .comfy_host import ComfyError
 
 EXIT_INTERRUPTED = 130
@@ -44,6 +46,12 @@ def parser() -> argparse.ArgumentParser:
     what = p.add_argument_group("what to edit")
     what.add_argument("--edit", nargs=2, action="append", metavar=("IMAGE", "INSTRUCTION"), default=[],
                       help="an image and what to change in it; repeat for several")
+    what.add_argument("--video", nargs=2, action="append", metavar=("CLIP", "INSTRUCTION"), default=[],
+                      help="a video (.mp4, .mov, .webm, ...) and what to change in every frame: the video workflow, "
+                           "sound and frame rate kept; repeat for several")
+    what.add_argument("--flicker", nargs=2, metavar=("SOURCE", "EDITED"),
+                      help="only measure: the flicker of an edited clip against its source clip, and the source's own "
+                           "(needs opencv-python-headless)")
     what.add_argument("--batch", metavar="FILE", help="a JSONL or CSV manifest (columns image, instruction, and "
                       "optionally id, seed, workflow, steps; paths relative to the manifest), or a folder of images "
                       "with an instruction in NAME.txt beside each")
@@ -59,7 +67,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     how.add_argument("--workflow", choices=sorted(prompts.WORKFLOWS), default="basic",
                      help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA; early_filter: MoE-LoRA + Early "
                           "Filter with a local VLM judge; controlnet, upscale, lowvram, multiturn (one instruction "
-                          "per line)")
+                          "per line), fast, region, compound, text_region; video (chosen by --video)")
     how.add_argument("--seed", type=int_range(0, 2 ** 64 - 1), default=42)
     how.add_argument("--steps", type=int_range(1), help="sampling steps (default 28; 4 on smoke-test models)")
     how.add_argument("--panel-width", type=int_range(64, 4096),
@@ -68,6 +76,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                                                                   "models)")
     how.add_argument("--early-steps", type=int_range(1, 10000), help="Early Filter steps before judging (default "
                                                                       "10; 2 on smoke-test models)")
+    how.add_argument("--noise", choices=("independent", "shared", "flow"), dest="video_noise",
+                     help="video: the starting noise per frame (default flow: it moves with the source's motion)")
+    how.add_argument("--frames-per-batch", type=int_range(1, 4096),
+                     help="video: frames sampled together (default 4; fewer need less GPU memory; the result is the "
+                          "same up to float rounding)")
     how.add_argument("--models-dir", help="a ComfyUI-style models folder holding the real weights")
     how.add_argument("--smoke-test", action="store_true", help="use the random-weight models even if real ones exist")
     scale = p.add_argument_group("scale and faults")
@@ -96,7 +109,9 @@ def config_from(args, p: argparse.ArgumentParser, output: str) -> engine.RunConf
         p.error("--ray-address and --servers exclude each other")
     return engine.RunConfig(output=os.path.abspath(output), workflow=args.workflow, seed=args.seed,
                             steps=args.steps, panel_width=args.panel_width, candidates=args.candidates,
-                            early_steps=args.early_steps, models_dir=args.models_dir and os.path.abspath(args.models_dir),
+                            early_steps=args.early_steps, video_noise=args.video_noise,
+                            frames_per_batch=args.frames_per_batch,
+                            models_dir=args.models_dir and os.path.abspath(args.models_dir),
                             servers=servers, workers=args.workers, ray_address=args.ray_address,
                             retries=args.retries, item_timeout=float(args.item_timeout), smoke_test=args.smoke_test,
                             cache=args.cache, comfyui_path=None if servers else bootstrap.comfyui_path(),
@@ -110,8 +125,10 @@ def _terminate_as_interrupt(signum, frame):
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.edit and args.batch:
-        p.error("--edit and --batch exclude each other")
+    if sum(map(bool, (args.edit or args.video, args.batch, args.flicker))) > 1:
+        p.error("--edit/--video, --batch and --flicker exclude each other")
+    if args.flicker:
+        return measure_flicker(*args.flicker)
     # SIGTERM and SIGHUP unwind like Ctrl-C: servers this command started stop, its queued prompts are removed.
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     signal.signal(signal.SIGHUP, _terminate_as_interrupt)
@@ -120,8 +137,10 @@ def main(argv=None) -> int:
             config = config_from(args, p, args.output)
             if args.batch:
                 work = itemlib.read_batch(args.batch)
-            elif args.edit:
-                work = itemlib.from_edit_pairs(args.edit)
+            elif args.edit or args.video:
+                # A video given to --edit goes to the video workflow too (items.py): both are described.
+                work = describe_clips(itemlib.from_edit_pairs(args.edit)
+                                      + itemlib.from_edit_pairs(args.video, "--video", itemlib.VIDEO_WORKFLOW))
             else:
                 source = example_image(os.path.join(workdir, "icedit_example.png"))
                 print(f"no --edit given: editing a built-in synthetic example ({source})")
@@ -143,6 +162,35 @@ def main(argv=None) -> int:
     if summary.smoke:
         print(engine.SMOKE_NOTICE)
     return 0 if not summary.failed and not summary.conflicts else 1
+
+
+def describe_clips(items: list[itemlib.Item]) -> list[itemlib.Item]:
+    """Says what each clip holds, and what its edit will do with an odd frame rate or a single frame."""
+    for item in items:
+        if item.error is None and video.is_video(item.image):  # anything else: the run refuses it, naming it
+            try:
+                info = video.inspect(item.image)
+            except video.VideoError as error:
+                item.error = f"{item.where}: {error}"
+                continue
+            print(f"{item.image}: {info.describe()}")
+            for note in info.notes():
+                print(f"  note: {note}")
+    return items
+
+
+def measure_flicker(source: str, edited: str) -> int:
+    for path in (source, edited):
+        if not os.path.isfile(path):
+            print(f"error: --flicker: no such file {path}", file=sys.stderr)
+            return 2
+    try:
+        report = video.flicker_of_files(source, edited)
+    except (video.VideoError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report.text())
+    return 0
 
 
 def example_image(path: str) -> str:

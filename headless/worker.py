@@ -80,7 +80,8 @@ class EditWorker:
 
     # -- one item --------------------------------------------------------------------------------------------
     def edit(self, task: dict, on_progress=None) -> dict:
-        """Edit one item. `task`: id, image_bytes, extension, workflow, values {role: value}, timeout.
+        """Edit one item. `task`: id, image_bytes (an image or a video file), extension, workflow, input_role
+        (image or video: the role the upload fills), values {role: value}, timeout.
         `on_progress(text)` hears the running node and its step count (in the driver's process only).
         Never raises for the item's own faults: returns {id, worker, status ok|failed, error, final (a failure
         no retry can mend), outputs [(kind, filename, bytes)], texts, seconds, executor_seconds}."""
@@ -94,7 +95,8 @@ class EditWorker:
         try:
             uploaded = self.server.upload_image(task["image_bytes"], task["extension"],
                                                 timeout=min(60.0, task["timeout"]))
-            prompt = prompts.with_inputs(self.prompts[task["workflow"]], image=uploaded, **task["values"])
+            prompt = prompts.with_inputs(self.prompts[task["workflow"]], **{task.get("input_role", "image"): uploaded},
+                                         **task["values"])
             executor_started = time.monotonic()
             entry = self.server.run(prompt, timeout=task["timeout"], on_progress=_step_reporter(prompt, on_progress),
                                     on_queued=lambda ahead: print(f"{task['id']}: waiting behind {ahead} other "

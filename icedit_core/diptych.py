@@ -140,6 +140,9 @@ def fingerprint(panels: torch.Tensor) -> torch.Tensor:
 def build_diptych(images: torch.Tensor, panel_width: int = DEFAULT_PANEL_WIDTH
                   ) -> tuple[torch.Tensor, torch.Tensor, DiptychLayout]:
     """Sources [B, H, W, C] -> (diptych [B, h, 2w, 3], mask [B, h, 2w] with 1 on the right half, layout)."""
+    if images.ndim == 4 and (images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0):
+        raise ValueError(f"the IMAGE batch is empty (shape {tuple(images.shape)}): no image or video frame to edit "
+                         "(a video whose frames could not be decoded gives this)")
     sources = to_rgb(images).float().cpu()
     batch, height, width, _ = sources.shape
     pw, ph = panel_size(width, height, panel_width)

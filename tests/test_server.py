@@ -16,6 +16,8 @@ from comfyui_icedit.headless import comfy_host, prompt as prompts
 from comfyui_icedit.headless.model_files import REAL_MODELS
 from ui_smoke import smoke_ui_workflow
 
+import video_clips
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_NODES = {"ICEditDiptych", "ICEditPromptEncode", "ICEditFillConditioning", "ICEditModelSamplingFlux",
               "ICEditCrop", "ICEditMoELoRALoader", "ICEditEarlyFilterSampler", "ICEditVLMJudgeLocal",
@@ -23,6 +25,7 @@ PACK_NODES = {"ICEditDiptych", "ICEditPromptEncode", "ICEditFillConditioning", "
 
 
 WORKFLOWS = sorted(n for n in os.listdir(os.path.join(REPO, "workflows")) if n.endswith(".json"))
+IMAGE_WORKFLOWS = [name for name in WORKFLOWS if "video" not in name]
 
 
 def load_workflow(name) -> dict:
@@ -52,7 +55,15 @@ def test_the_pack_loads_and_lists_its_nodes(comfy_server):
 
 def upload(server, path) -> str:
     with open(path, "rb") as handle:
-        return server.upload_image(handle.read())
+        return server.upload_image(handle.read(), os.path.splitext(str(path))[1])
+
+
+def with_source(server, prompt, name, tmp_path):
+    """The prompt with a source uploaded: a small clip for the video workflow, an image for the others."""
+    if "video" in name:
+        clip = video_clips.write_clip(str(tmp_path / "clip.mp4"), video_clips.translating_frames(frames=4))
+        return prompts.with_inputs(prompt, video=upload(server, clip))
+    return prompts.with_inputs(prompt, image=upload(server, write_source(tmp_path / "example.png")))
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
@@ -63,9 +74,16 @@ def test_the_shipped_workflows_convert_and_the_server_validates_them(comfy_serve
     assert types <= set(info), f"missing node types: {types - set(info)}"
     prompt = prompts.to_api(workflow, info)
     assert {n["class_type"] for n in prompt.values()} == types
-    sampler = next(n for n in prompt.values()
-                   if n["class_type"] in ("KSampler", "ICEditEarlyFilterSampler", "ICEditMultiTurn"))
-    settings = sampler["inputs"]
+    if "video" in name:  # custom sampling: the scheduler, the sampler choice and the guider are nodes of their own
+        nodes_by_type = {n["class_type"]: n["inputs"] for n in prompt.values()}
+        settings = {**nodes_by_type["BasicScheduler"], **nodes_by_type["KSamplerSelect"]}
+        assert "frames_per_batch" in nodes_by_type["ICEditVideoSampler"]
+        assert nodes_by_type["ICEditVideoNoise"]["mode"] == "flow"
+        sampler = {"class_type": "ICEditVideoSampler"}
+    else:
+        sampler = next(n for n in prompt.values()
+                       if n["class_type"] in ("KSampler", "ICEditEarlyFilterSampler", "ICEditMultiTurn"))
+        settings = sampler["inputs"]
     steps = 8 if "fast" in name else 28  # the fast workflow: Turbo LoRA
     assert (settings["steps"], settings.get("cfg", 1.0), settings["sampler_name"], settings["scheduler"]) == \
         (steps, 1.0, "euler", "simple")
@@ -81,7 +99,7 @@ def test_the_shipped_workflows_convert_and_the_server_validates_them(comfy_serve
     assert len(lacking) == len(named) and any(item.startswith("UNETLoader.unet_name = ") for item in lacking)
     # ... and ComfyUI's own validation rejects (it checks V1 combos; V3 stock loaders, e.g. UpscaleModelLoader,
     # are not validated by ComfyUI 0.3.75, which is why the runner checks files itself).
-    prompt = prompts.with_inputs(prompt, image=upload(comfy_server, write_source(tmp_path / "example.png")))
+    prompt = with_source(comfy_server, prompt, name, tmp_path)
     status, raw = comfy_server.post_json("/prompt", {"prompt": prompt})
     answer = json.loads(raw)
     # 400 when every output needs a missing file; 200 when an output stays valid (the compound workflow's plan).
@@ -115,7 +133,7 @@ def smoke_prompt(server, tmp_path, workflow="icedit_basic.json", instruction="ma
     return prompts.with_inputs(api, image=image, instruction=instruction, seed=3, steps=3, panel_width=64, **values)
 
 
-@pytest.mark.parametrize("name", WORKFLOWS)
+@pytest.mark.parametrize("name", IMAGE_WORKFLOWS)  # the video workflow's run: tests/test_video_server.py
 def test_the_shipped_workflows_run_through_the_real_executor(comfy_server, tmp_path, name):
     # An instruction of its own, so that ComfyUI's cache cannot answer for the prompt node (and hide its report).
     prompt = smoke_prompt(comfy_server, tmp_path, name, instruction=f"make the sky red ({name[:-5]})")

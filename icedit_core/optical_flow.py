@@ -1,0 +1,119 @@
+"""Optical flow between video frames (OpenCV's Farneback), warping along it, and where it can be trusted.
+
+OpenCV is an optional dependency: only the video nodes need it, so it is imported when a flow is asked for, and
+its absence is one clear message. Farneback needs no model download; its limits (say so where it is used): it
+assumes brightness constancy and smooth motion, so it blurs motion boundaries, loses fast motion beyond its
+pyramid's reach (about a tenth of the frame per frame at these settings) and gives noise on flat, textureless
+areas. The forward-backward check below marks where it failed.
+
+Flows are numpy float32 [H, W, 2] in pixels, (dx, dy): `flow[y, x]` is where pixel (x, y) of the first frame
+went in the second one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+OPENCV_PACKAGE = "opencv-python-headless"
+# Polynomial expansion over 7-pixel neighbourhoods with sigma 1.5 and a 31-pixel window: OpenCV's documented
+# setting for smoother, more robust flow; with the 0.5 pyramid this follows motions of several patches per frame.
+FARNEBACK_SETTINGS = {"pyr_scale": 0.5, "winsize": 31, "iterations": 5, "poly_n": 7, "poly_sigma": 1.5, "flags": 0}
+# Forward-backward consistency (Sundaram et al., ECCV 2010): a pixel's flow there and back may miss by 1 % of
+# the motion's squared length plus half a pixel squared before the pixel counts as occluded or mis-tracked.
+CONSISTENCY_RELATIVE, CONSISTENCY_ABSOLUTE = 0.01, 0.5
+
+
+class OpenCVMissing(ImportError):
+    pass
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise OpenCVMissing(
+            f"optical flow needs OpenCV, which is not installed in the Python that runs ComfyUI. Install it "
+            f"there: `python -m pip install {OPENCV_PACKAGE}` (the pack's other nodes work without it).") from None
+    return cv2
+
+
+def gray_frames(frames: torch.Tensor) -> np.ndarray:
+    """IMAGE frames [T, H, W, C] in [0, 1] -> uint8 luma [T, H, W] (BT.601, what Farneback reads)."""
+    rgb = frames[..., :3].float() if frames.shape[-1] >= 3 else frames[..., :1].float().expand(*frames.shape[:-1], 3)
+    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return (luma.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def _pyramid_levels(height: int, width: int) -> int:
+    """As many halvings as keep the coarsest level at 16 pixels or more (at least one)."""
+    return max(1, int(np.log2(max(1, min(height, width) // 16))))
+
+
+def farneback(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Dense flow from one uint8 gray frame to the next: [H, W, 2] float32 pixels."""
+    cv2 = _cv2()
+    levels = _pyramid_levels(*first.shape)
+    return cv2.calcOpticalFlowFarneback(first, second, None, levels=levels, **FARNEBACK_SETTINGS)
+
+
+def forward_flows(frames: torch.Tensor) -> np.ndarray:
+    """Flows of a clip [T, H, W, C] from each frame to the next: [T - 1, H, W, 2]."""
+    gray = gray_frames(frames)
+    return np.stack([farneback(gray[t], gray[t + 1]) for t in range(len(gray) - 1)])
+
+
+def clip_flows(frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(forward, backward) flows of a clip [T, H, W, C] (T >= 2): forward[t] goes frame t -> t + 1, backward[t]
+    goes frame t + 1 -> t; both [T - 1, H, W, 2]."""
+    gray = gray_frames(frames)
+    forward = np.stack([farneback(gray[t], gray[t + 1]) for t in range(len(gray) - 1)])
+    backward = np.stack([farneback(gray[t + 1], gray[t]) for t in range(len(gray) - 1)])
+    return forward, backward
+
+
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return np.stack([xs, ys], axis=-1)
+
+
+def _sample(field: torch.Tensor, positions: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Bilinear samples of `field` [C, H, W] at pixel positions [H', W', 2] (x, y); zero outside. Returns the
+    samples [C, H', W'] and a bool [H', W'] mask of the positions inside the frame."""
+    height, width = field.shape[-2:]
+    grid = torch.from_numpy(positions.copy())
+    grid[..., 0] = grid[..., 0] * (2.0 / max(width - 1, 1)) - 1.0
+    grid[..., 1] = grid[..., 1] * (2.0 / max(height - 1, 1)) - 1.0
+    sampled = F.grid_sample(field.unsqueeze(0).float(), grid.unsqueeze(0), mode="bilinear", padding_mode="zeros",
+                            align_corners=True)[0]
+    inside = ((positions[..., 0] >= 0) & (positions[..., 0] <= width - 1)
+              & (positions[..., 1] >= 0) & (positions[..., 1] <= height - 1))
+    return sampled, inside
+
+
+def warp_back(image: torch.Tensor, backward: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Frame t [H, W, C] brought to frame t + 1 along `backward` (frame t + 1 -> t): each pixel of t + 1 takes
+    the bilinear sample of t where it came from. Returns the warped image and where that lay inside frame t."""
+    positions = _pixel_grid(*backward.shape[:2]) + backward
+    sampled, inside = _sample(image.movedim(-1, 0), positions)
+    return sampled.movedim(0, -1), inside
+
+
+def consistent(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Bool [H, W] over frame t + 1: where going back to frame t and forward again lands where it started."""
+    positions = _pixel_grid(*backward.shape[:2]) + backward
+    there, inside = _sample(torch.from_numpy(forward).permute(2, 0, 1), positions)
+    there = there.permute(1, 2, 0).numpy()
+    miss = np.sum((backward + there) ** 2, axis=-1)
+    allowed = CONSISTENCY_RELATIVE * (np.sum(backward ** 2, axis=-1) + np.sum(there ** 2, axis=-1)) \
+        + CONSISTENCY_ABSOLUTE
+    return inside & (miss <= allowed)
+
+
+def block_mean(flow: np.ndarray, block: int) -> np.ndarray:
+    """A pixel flow [H, W, 2] at 1/block resolution, in units of blocks: the mean motion of each block
+    (H and W must be multiples of block)."""
+    height, width = flow.shape[:2]
+    if height % block or width % block:
+        raise ValueError(f"the flow is {width}x{height}, not a multiple of {block} both ways")
+    return flow.reshape(height // block, block, width // block, block, 2).mean(axis=(1, 3)) / block

@@ -1,0 +1,134 @@
+"""Starting noise for every frame of a clip: drawn anew per frame, shared by all frames, or carried along the
+source's motion ("How I Warped Your Noise", Chang et al., ICLR 2024, in its simplest exact form).
+
+Carrying works on "noise particles" over a grid of cells (a latent pixel, or one of Flux's 2x2 token patches).
+Frame 0 gives every cell a particle with its own standard-normal values. From frame to frame each particle
+moves by the source's flow at its position; its position is kept with sub-cell precision, so slow motion still
+adds up. A particle then holds the cell it rounds to; where two land in one cell the one nearer the centre
+stays (the other is occluded and never comes back), cells nobody reached (disoccluded, or entering at an edge)
+get a new particle with fresh values. So a scene point keeps its noise while it is visible, and every frame's
+noise is still independent standard-normal per element: each cell holds a different particle, and which
+particle is where depends on the flow only, never on the values.
+
+Pure numpy/torch; the flow comes from optical_flow.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+INDEPENDENT, SHARED, FLOW = "independent", "shared", "flow"
+MODES = (INDEPENDENT, SHARED, FLOW)
+LATENT_PIXEL, FLUX_PATCH = "latent pixels", "2x2 patches"
+CARRY_GRIDS = {LATENT_PIXEL: 1, FLUX_PATCH: 2}  # cell size in latent pixels
+
+
+@dataclass(frozen=True)
+class CarriedCells:
+    """Which particle sits in each cell of each frame: `particles` [T, rows, cols] int64 ids, 0 .. count - 1,
+    ids given in order of birth (frame 0's in raster order), never two alike within a frame."""
+
+    particles: np.ndarray
+    count: int
+
+    def fresh_fraction(self) -> list[float]:
+        """Per frame after the first: the share of cells whose particle was born in that frame."""
+        born_before = [self.particles[:t].max(initial=-1) for t in range(1, len(self.particles))]
+        return [float(np.mean(self.particles[t + 1] > born_before[t])) for t in range(len(born_before))]
+
+
+def _bilinear(field: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """field [rows, cols, 2] at continuous cell coordinates, clamped to the grid."""
+    rows, cols = field.shape[:2]
+    xs = np.clip(xs, 0, cols - 1)
+    ys = np.clip(ys, 0, rows - 1)
+    x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
+    x1, y1 = np.minimum(x0 + 1, cols - 1), np.minimum(y0 + 1, rows - 1)
+    wx, wy = (xs - x0)[:, None], (ys - y0)[:, None]
+    top = field[y0, x0] * (1 - wx) + field[y0, x1] * wx
+    bottom = field[y1, x0] * (1 - wx) + field[y1, x1] * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def carry_cells(cell_flows: np.ndarray, rows: int, cols: int) -> CarriedCells:
+    """Particles carried along `cell_flows` [T - 1, rows, cols, 2] (forward flow of frame t -> t + 1, in cells,
+    (dx, dy)) over T frames."""
+    if cell_flows.ndim != 4 or cell_flows.shape[1:] != (rows, cols, 2):
+        raise ValueError(f"cell flows have shape {cell_flows.shape}; expected [frames - 1, {rows}, {cols}, 2]")
+    frames = cell_flows.shape[0] + 1
+    grid_y, grid_x = np.mgrid[0:rows, 0:cols]
+    ids = np.arange(rows * cols, dtype=np.int64)
+    xs, ys = grid_x.ravel().astype(np.float64), grid_y.ravel().astype(np.float64)
+    particles = np.empty((frames, rows, cols), dtype=np.int64)
+    particles[0] = ids.reshape(rows, cols)
+    count = rows * cols
+    for t in range(frames - 1):
+        motion = _bilinear(cell_flows[t].astype(np.float64), xs, ys)
+        xs, ys = xs + motion[:, 0], ys + motion[:, 1]
+        cx, cy = np.floor(xs + 0.5).astype(np.int64), np.floor(ys + 0.5).astype(np.int64)
+        inside = (cx >= 0) & (cx < cols) & (cy >= 0) & (cy < rows)
+        ids, xs, ys, cx, cy = ids[inside], xs[inside], ys[inside], cx[inside], cy[inside]
+        cell = cy * cols + cx
+        off_centre = (xs - cx) ** 2 + (ys - cy) ** 2
+        order = np.lexsort((ids, off_centre, cell))  # by cell, then nearest the centre, then oldest
+        _, first = np.unique(cell[order], return_index=True)
+        keep = order[first]
+        ids, xs, ys, cell = ids[keep], xs[keep], ys[keep], cell[keep]
+        held = np.full(rows * cols, -1, dtype=np.int64)
+        held[cell] = ids
+        empty = np.flatnonzero(held < 0)
+        newborn = np.arange(count, count + len(empty), dtype=np.int64)
+        count += len(empty)
+        held[empty] = newborn
+        particles[t + 1] = held.reshape(rows, cols)
+        ids = np.concatenate([ids, newborn])
+        xs = np.concatenate([xs, (empty % cols).astype(np.float64)])
+        ys = np.concatenate([ys, (empty // cols).astype(np.float64)])
+    return CarriedCells(particles, count)
+
+
+def _draw(count: int, width: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn((count, width), generator=generator)
+
+
+def carried_noise(carried: CarriedCells, channels: int, seed: int, cell: int = 1) -> torch.Tensor:
+    """Noise [T, channels, rows * cell, cols * cell]: each particle's `channels * cell * cell` values, drawn
+    from `seed`, put in its cell of every frame it holds one."""
+    values = _draw(carried.count, channels * cell * cell, seed)
+    frames, rows, cols = carried.particles.shape
+    per_cell = values[torch.from_numpy(carried.particles)]  # [T, rows, cols, channels * cell * cell]
+    per_cell = per_cell.reshape(frames, rows, cols, channels, cell, cell)
+    return per_cell.permute(0, 3, 1, 4, 2, 5).reshape(frames, channels, rows * cell, cols * cell).contiguous()
+
+
+def still_cells(frames: int, rows: int, cols: int) -> CarriedCells:
+    """Every cell keeps its particle in every frame: carried cells of a clip that never moves."""
+    ids = np.arange(rows * cols, dtype=np.int64).reshape(1, rows, cols)
+    return CarriedCells(np.repeat(ids, frames, axis=0), rows * cols)
+
+
+def diptych_noise(mode: str, frames: int, channels: int, height: int, width: int, seed: int,
+                  carried: CarriedCells | None = None, cell: int = 1) -> torch.Tensor:
+    """Noise [frames, channels, height, width] for diptych latents (two panels side by side: `width` is two
+    panels) in the modes `shared` (one draw for all frames) and `flow` (carried along `carried`, the particles of
+    one panel at the `cell` grid). Both panels show the same scene, so both carry along the same flow; their values
+    are drawn apart, so no two elements of a frame share a value."""
+    if width % 2:
+        raise ValueError(f"a diptych latent is two panels wide; width {width} is odd")
+    if mode == SHARED:
+        carried, cell = still_cells(frames, height, width // 2), 1
+    elif mode == FLOW:
+        if carried is None:
+            raise ValueError("flow noise needs the particles carried along the source's flow")
+        expected = (frames, height // cell, width // 2 // cell)
+        if carried.particles.shape != expected or height % cell or (width // 2) % cell:
+            raise ValueError(f"the carried cells are {carried.particles.shape} (frames, rows, columns), but a "
+                             f"{width // 2}x{height} latent panel of {frames} frames on {cell}x{cell} cells needs "
+                             f"{expected}")
+    else:
+        raise ValueError(f"mode {mode!r}: diptych_noise makes {SHARED!r} and {FLOW!r} noise")
+    both = carried_noise(carried, 2 * channels, seed, cell)
+    return torch.cat([both[:, :channels], both[:, channels:]], dim=3)
