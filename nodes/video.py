@@ -272,7 +272,7 @@ class ICEditVideoConsistency(ICEditNode):
             inputs=[
                 io.Image.Input("source", tooltip="The source clip's frames (GetVideoComponents)."),
                 io.Image.Input("edited", tooltip="The edited frames, the same count; another size is resized to "
-                                                 "the source's first."),
+                                                 "the source's first. A one-frame clip gives 0 and says so."),
             ],
             outputs=[
                 io.Float.Output("flicker", display_name="flicker", tooltip="The edited clip's number (0 = none)."),
@@ -289,6 +289,9 @@ class ICEditVideoConsistency(ICEditNode):
     def execute(cls, source, edited) -> io.NodeOutput:
         check_frames(source, "the source frames")
         check_frames(edited, "the edited frames")
+        if source.shape[0] == 1 and edited.shape[0] == 1:  # a one-frame clip is a valid edit: report, don't fail it
+            text = "A single frame: flicker compares consecutive frames, so there is nothing to measure."
+            return io.NodeOutput(0.0, 0.0, 0.0, text, ui=ui.PreviewText(text))
         report = flicker_metric.flicker(source, edited)
         text = report.text()
         return io.NodeOutput(report.edited, report.source, report.ratio or 0.0, text, ui=ui.PreviewText(text))

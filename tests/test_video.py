@@ -14,6 +14,7 @@ and bad input (no frames, one frame, other sizes and counts, a latent of another
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from comfy_api.latest._input_impl.video_types import VideoFromFile
 from comfy_extras.nodes_custom_sampler import (BasicGuider, BasicScheduler, CFGGuider, KSamplerSelect,
                                                Noise_RandomNoise, SamplerCustomAdvanced)
 
+from comfyui_icedit.icedit_core import flicker as flicker_metric
 from comfyui_icedit.icedit_core import optical_flow
 from comfyui_icedit.icedit_core import video_noise as vn
 from comfyui_icedit.nodes import edit_path
@@ -373,8 +375,10 @@ def test_a_single_frame(decoded_clip):
     assert "nothing to carry" in ui_text(output)
     noise = output.result[0].generate_noise(zero_latent((1, *LATENT_SHAPE[1:])))
     assert tuple(noise.shape) == (1, *LATENT_SHAPE[1:])
-    with pytest.raises(ValueError, match="at least 2"):
-        ICEditVideoConsistency.execute(decoded_clip[:1], decoded_clip[:1])
+    single = ICEditVideoConsistency.execute(decoded_clip[:1], decoded_clip[:1])  # not a failed run: a note
+    assert single.result[:3] == (0.0, 0.0, 0.0) and "nothing to measure" in ui_text(single)
+    with pytest.raises(ValueError, match="at least 2"):  # the measure itself needs two frames
+        flicker_metric.flicker(decoded_clip[:1], decoded_clip[:1])
 
 
 def test_edited_frames_of_another_size_are_resized(decoded_clip):
@@ -409,3 +413,12 @@ def test_a_variable_frame_rate_clip_decodes_every_frame_at_its_average_rate(tmp_
     assert components.images.shape[0] == FRAMES
     rate = float(components.frame_rate)
     assert min(1 / t for t in frame_times) <= rate <= max(1 / t for t in frame_times)
+
+
+def test_without_opencv_flow_says_what_to_install_and_the_other_modes_still_work(clip_layout, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # what `import cv2` meets where OpenCV is not installed
+    with pytest.raises(optical_flow.OpenCVMissing, match=r"pip install opencv-python-headless"):
+        ICEditVideoNoise.execute(clip_layout, vn.FLOW, SEED, vn.LATENT_PIXEL)
+    for mode in (vn.SHARED, vn.INDEPENDENT):
+        noise = ICEditVideoNoise.execute(clip_layout, mode, SEED, vn.LATENT_PIXEL).result[0]
+        assert noise.generate_noise(zero_latent())[0].shape == LATENT_SHAPE[1:]

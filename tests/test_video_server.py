@@ -61,6 +61,13 @@ def test_a_clip_without_sound_gives_a_video_without_sound(comfy_server, tmp_path
     assert (made["frames"], made["fps"], made["audio"]) == (4, 8, False)
 
 
+def test_a_one_frame_clip_is_edited_and_saved_as_a_one_frame_video(comfy_server, tmp_path):
+    clip = video_clips.write_clip(str(tmp_path / "still.mp4"), video_clips.translating_frames(1), fps=FPS)
+    path, texts = run_video(comfy_server, clip, "make it snowy (one frame)")
+    assert video_clips.probe(path)["frames"] == 1
+    assert any("nothing to carry" in text for text in texts) and any("nothing to measure" in t for t in texts)
+
+
 def test_flicker_of_independent_and_flow_noise_on_the_smoke_model(comfy_server, clip_with_sound, capsys):
     """Plumbing: both noises reach the sampler and the flicker node measures both runs against the same source.
     Random weights: the ratio printed says nothing about what real weights do."""
