@@ -93,9 +93,8 @@ def flicker_of_files(source: str, edited: str):
     """icedit_core.flicker.FlickerReport of two clip files."""
     from icedit_core import flicker
 
+    source_frames, edited_frames = read_frames(source), read_frames(edited)
     try:
-        return flicker.flicker(read_frames(source), read_frames(edited))
+        return flicker.flicker(source_frames, edited_frames)
     except ValueError as error:
-        if isinstance(error, VideoError):
-            raise
         raise VideoError(f"{edited} against {source}: {error}") from None

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import optical_flow
+from .diptych import to_rgb
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,6 @@ def check_clip(frames: torch.Tensor, what: str) -> None:
                          "needs at least 2")
 
 
-def _rgb(frames: torch.Tensor) -> torch.Tensor:
-    frames = frames.float().cpu()
-    return frames[..., :3] if frames.shape[-1] >= 3 else frames[..., :1].expand(*frames.shape[:-1], 3)
-
-
 def flicker(source: torch.Tensor, edited: torch.Tensor) -> FlickerReport:
     """The flicker of `edited` against the motion of `source` (IMAGE frames [T, H, W, C], same T)."""
     check_clip(source, "the source clip")
@@ -56,7 +52,7 @@ def flicker(source: torch.Tensor, edited: torch.Tensor) -> FlickerReport:
     if source.shape[0] != edited.shape[0]:
         raise ValueError(f"the source clip has {source.shape[0]} frames and the edited clip {edited.shape[0]}; "
                          "flicker compares them frame by frame")
-    source, edited = _rgb(source), _rgb(edited)
+    source, edited = to_rgb(source).float().cpu(), to_rgb(edited).float().cpu()
     resized = tuple(edited.shape[1:3]) != tuple(source.shape[1:3])
     if resized:
         edited = F.interpolate(edited.movedim(-1, 1), size=tuple(source.shape[1:3]), mode="area").movedim(1, -1)

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .diptych import to_rgb
+
 OPENCV_PACKAGE = "opencv-python-headless"
 # Polynomial expansion over 7-pixel neighbourhoods with sigma 1.5 and a 31-pixel window: OpenCV's documented
 # setting for smoother, more robust flow; with the 0.5 pyramid this follows motions of several patches per frame.
@@ -40,7 +42,7 @@ def _cv2():
 
 def gray_frames(frames: torch.Tensor) -> np.ndarray:
     """IMAGE frames [T, H, W, C] in [0, 1] -> uint8 luma [T, H, W] (BT.601, what Farneback reads)."""
-    rgb = frames[..., :3].float() if frames.shape[-1] >= 3 else frames[..., :1].float().expand(*frames.shape[:-1], 3)
+    rgb = to_rgb(frames).float()
     luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
     return (luma.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
@@ -57,19 +59,22 @@ def farneback(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(first, second, None, levels=levels, **FARNEBACK_SETTINGS)
 
 
+def _consecutive_flows(gray: np.ndarray, backward: bool = False) -> np.ndarray:
+    """[T - 1, H, W, 2]: flow t -> t + 1 for each t, or t + 1 -> t when `backward`."""
+    pairs = [(gray[t + 1], gray[t]) if backward else (gray[t], gray[t + 1]) for t in range(len(gray) - 1)]
+    return np.stack([farneback(first, second) for first, second in pairs])
+
+
 def forward_flows(frames: torch.Tensor) -> np.ndarray:
     """Flows of a clip [T, H, W, C] from each frame to the next: [T - 1, H, W, 2]."""
-    gray = gray_frames(frames)
-    return np.stack([farneback(gray[t], gray[t + 1]) for t in range(len(gray) - 1)])
+    return _consecutive_flows(gray_frames(frames))
 
 
 def clip_flows(frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(forward, backward) flows of a clip [T, H, W, C] (T >= 2): forward[t] goes frame t -> t + 1, backward[t]
     goes frame t + 1 -> t; both [T - 1, H, W, 2]."""
     gray = gray_frames(frames)
-    forward = np.stack([farneback(gray[t], gray[t + 1]) for t in range(len(gray) - 1)])
-    backward = np.stack([farneback(gray[t + 1], gray[t]) for t in range(len(gray) - 1)])
-    return forward, backward
+    return _consecutive_flows(gray), _consecutive_flows(gray, backward=True)
 
 
 def _pixel_grid(height: int, width: int) -> np.ndarray:

@@ -34,9 +34,10 @@ class CarriedCells:
     count: int
 
     def fresh_fraction(self) -> list[float]:
-        """Per frame after the first: the share of cells whose particle was born in that frame."""
-        born_before = [self.particles[:t].max(initial=-1) for t in range(1, len(self.particles))]
-        return [float(np.mean(self.particles[t + 1] > born_before[t])) for t in range(len(born_before))]
+        """Per frame after the first: the share of cells whose particle was born in that frame (ids grow with
+        birth, so those are the ids above every earlier frame's largest)."""
+        newest_so_far = np.maximum.accumulate(self.particles.reshape(len(self.particles), -1).max(axis=1))
+        return [float(np.mean(self.particles[t] > newest_so_far[t - 1])) for t in range(1, len(self.particles))]
 
 
 def _bilinear(field: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:

@@ -63,11 +63,8 @@ class VideoNoise:
             return comfy.sample.prepare_noise(samples, self.seed, input_latent.get("batch_index"))
         self._check(samples)
         frames, channels, height, width = samples.shape
-        if self.mode == vn.SHARED:
-            noise = vn.diptych_noise(vn.SHARED, frames, channels, height, width, self.seed)
-        else:
-            noise = vn.diptych_noise(vn.FLOW, frames, channels, height, width, self.seed, cell=self.cell,
-                                     carried=self.carried)
+        noise = vn.diptych_noise(self.mode, frames, channels, height, width, self.seed, carried=self.carried,
+                                 cell=self.cell)
         return noise.to(dtype=samples.dtype)
 
 
@@ -183,12 +180,6 @@ def guider_for_frames(guider, start: int, stop: int, frames: int):
     return chunk
 
 
-def _per_frame(value, start: int, stop: int, frames: int):
-    if isinstance(value, torch.Tensor) and value.shape[0] == frames:
-        return value[start:stop]
-    return value
-
-
 def sample_in_chunks(noise, guider, sampler, sigmas, latent: dict, frames_per_batch: int) -> dict:
     """What SamplerCustomAdvanced does, `frames_per_batch` latents at a time. The noise is drawn once for the
     whole clip and cut per chunk, and the per-frame conditioning with it, so each chunk is exactly what
@@ -215,7 +206,7 @@ def sample_in_chunks(noise, guider, sampler, sigmas, latent: dict, frames_per_ba
 
         out = guider_for_frames(guider, start, stop, frames).sample(
             full_noise[start:stop], samples[start:stop], sampler, sigmas,
-            denoise_mask=_per_frame(noise_mask, start, stop, frames), callback=on_step,
+            denoise_mask=_slice_value(noise_mask, start, stop, frames, "noise_mask"), callback=on_step,
             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=noise.seed)
         done.append(out.to(comfy.model_management.intermediate_device()))
         if len(chunks) > 1:
