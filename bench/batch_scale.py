@@ -4,10 +4,10 @@ run, on the smoke-test models, and the engine's own cost per item (time outside 
     eval "$(scripts/setup.sh --env)"; PYTHONPATH=. "$ICEDIT_PYTHON" bench/batch_scale.py --items 8 --out bench.json
 
 Each worker is one ComfyUI server; on a CPU-only machine the workers share the same cores, so 2 workers cannot
-approach 2x: by default each server's torch uses every core, and two servers on two cores oversubscribe them
-(and hold two copies of the model). With OMP_NUM_THREADS=1 each server gets one core, and the ratio shows what
-the engine gets out of running servers side by side. Where a GPU is present, Ray gives each worker its own GPU;
-this script reports which it had.
+approach 2x. With the runner's defaults one server's torch uses every core and each of N servers gets cores / N
+threads (engine._threads_per_server), so the ratio shows what running servers side by side adds over one server
+that already uses the whole machine; set OMP_NUM_THREADS to give every server the same count instead. Where a
+GPU is present, Ray gives each worker its own GPU; this script reports which it had.
 """
 from __future__ import annotations
 
@@ -43,12 +43,14 @@ def make_manifest(folder: str, count: int) -> list[itemlib.Item]:
 def measure(workers: int, items: list[itemlib.Item], steps: int, folder: str) -> dict:
     output = os.path.join(folder, f"out-{workers}")
     config = engine.RunConfig(output=output, workers=workers, steps=steps, smoke_test=True, quiet=True)
+    threads = engine._threads_per_server(config, workers) or "torch default (every core)"
     summary = engine.run(config, items, log=lambda message: None)
     if summary.edited != len(items):
         raise SystemExit(f"{workers} workers: only {summary.edited} of {len(items)} items were edited")
     per_item_wall = summary.dispatch_seconds * workers / summary.edited  # worker-seconds per item
     per_item_executor = summary.executor_seconds / summary.edited
-    return {"workers": workers, "items": summary.edited, "run_seconds": round(summary.seconds, 2),
+    return {"workers": workers, "server_threads": threads, "items": summary.edited,
+            "run_seconds": round(summary.seconds, 2),
             "dispatch_seconds": round(summary.dispatch_seconds, 2),
             "items_per_second": round(summary.edited / summary.dispatch_seconds, 4),
             "worker_seconds_per_item": round(per_item_wall, 3),
@@ -80,13 +82,13 @@ def main(argv=None) -> int:
     gpu = gpu_name()
     results = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                            "gpu": gpu or "none: the real-size model on a GPU was not measured"},
-               "server_threads": os.environ.get("OMP_NUM_THREADS") or "torch default (every core)",
                "model": "smoke-test FLUX.1 Fill (1+1 blocks, width 3072), panel width 64",
                "steps": args.steps, "one_worker": one, "two_workers": two,
                "speedup_2_vs_1": round(two["items_per_second"] / one["items_per_second"], 3)}
     print(f"machine: {results['machine']}")
     for label, row in (("1 worker ", one), ("2 workers", two)):
-        print(f"{label}: {row['items_per_second']:.3f} items/s ({row['items']} items in {row['dispatch_seconds']} s, "
+        print(f"{label}: {row['items_per_second']:.3f} items/s, threads per server: {row['server_threads']} "
+              f"({row['items']} items in {row['dispatch_seconds']} s, "
               f"start-up included: {row['run_seconds']} s); per item {row['worker_seconds_per_item']} worker-s, "
               f"of which the executor {row['executor_seconds_per_item']} s -> engine overhead "
               f"{100 * row['engine_overhead_share']:.1f} %")

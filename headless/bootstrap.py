@@ -40,10 +40,9 @@ def use_cpu_without_gpu() -> None:
         comfy.cli_args.args.cpu = True
 
 
-def import_pack():
-    """The pack as the package `comfyui_icedit` (ComfyUI on sys.path first)."""
-    add_comfyui_to_path()
-    use_cpu_without_gpu()
+def register_pack():
+    """The pack as the package `comfyui_icedit`, without ComfyUI: enough for icedit_core and the runner, whose
+    modules never import the host (the pack's nodes are imported only when ComfyUI calls its entrypoint)."""
     if PACK_MODULE in sys.modules:
         return sys.modules[PACK_MODULE]
     spec = importlib.util.spec_from_file_location(PACK_MODULE, os.path.join(PACK_ROOT, "__init__.py"),
@@ -52,3 +51,10 @@ def import_pack():
     sys.modules[PACK_MODULE] = module
     spec.loader.exec_module(module)
     return module
+
+
+def import_pack():
+    """The pack as the package `comfyui_icedit` (ComfyUI on sys.path first)."""
+    add_comfyui_to_path()
+    use_cpu_without_gpu()
+    return register_pack()

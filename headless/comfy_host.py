@@ -10,6 +10,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,6 +38,62 @@ class PromptTimeout(ComfyError):
 
 class PromptRejected(ComfyError):
     """ComfyUI's validation refused the prompt: the same prompt would be refused again anywhere."""
+
+
+class NodeFailed(ComfyError):
+    """A node raised while the prompt ran (ComfyUI's execution_error); `exception_type` is its class's name as
+    ComfyUI reports it ('ValueError', 'torch.OutOfMemoryError', ...)."""
+
+    def __init__(self, message: str, exception_type: str = ""):
+        super().__init__(message)
+        self.exception_type = exception_type
+
+    @classmethod
+    def from_event(cls, data: dict) -> NodeFailed:
+        # One line: ComfyUI appends tips (e.g. for running out of memory) on lines of their own.
+        lines = str(data.get("exception_message") or "").splitlines()
+        message = " ".join(line.strip() for line in lines if line.strip())
+        kind = str(data.get("exception_type") or "")
+        return cls(f"node {data.get('node_id')} ({data.get('node_type')}) failed: {kind}: {message}", kind)
+
+
+# Folders a runner or a server of ours makes in the temp directory: named with the owner's pid, so a later run
+# can remove those a SIGKILLed owner left (and never one whose owner still runs).
+TEMP_PREFIXES = ("icedit-comfy-", "icedit-run-")
+
+
+def owned_prefix(prefix: str) -> str:
+    """The name prefix of a temp folder this process owns: `<prefix><pid>-` (tempfile adds the random rest)."""
+    return f"{prefix}{os.getpid()}-"
+
+
+def remove_orphaned_temp_dirs(temp: str | None = None) -> list[str]:
+    """Removes the TEMP_PREFIXES folders in `temp` whose owner process is gone; returns their paths. Folders
+    without a pid in the name (older versions') are left alone: nothing says whose they are."""
+    temp = temp or tempfile.gettempdir()
+    pattern = re.compile("(?:" + "|".join(map(re.escape, TEMP_PREFIXES)) + r")(\d+)-[a-z0-9_]+")
+    removed = []
+    try:
+        names = os.listdir(temp)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        path = os.path.join(temp, name)
+        if match and not _process_exists(int(match.group(1))) and os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def free_port() -> int:
@@ -94,7 +151,10 @@ class ComfyServer:
         self.extra_model_paths = extra_model_paths
         # A server we start gets a folder of its own (inputs, outputs, log, database); a running one needs none.
         self.owns_workdir = workdir is None and not self.external
-        self.workdir = workdir or (None if self.external else tempfile.mkdtemp(prefix="icedit-comfy-"))
+        self.workdir = workdir
+        if self.owns_workdir:
+            remove_orphaned_temp_dirs()  # what a killed runner or Ray actor left on this machine
+            self.workdir = tempfile.mkdtemp(prefix=owned_prefix("icedit-comfy-"))
         self.cpu = cpu
         self.extra_args = extra_args or []
         self.env = env or {}  # changes to the server's environment; a value None removes the variable
@@ -332,6 +392,9 @@ class ComfyServer:
             raise ComfyError(f"prompt {prompt_id} is not in the history")
         status = entry.get("status", {})
         if status.get("status_str") != "success":
+            for kind, data in status.get("messages", []):  # the node's error, when the websocket missed it
+                if kind == "execution_error":
+                    raise NodeFailed.from_event(data)
             raise ComfyError(f"prompt {prompt_id} ended with {status}")
         return entry
 
@@ -367,8 +430,7 @@ class ComfyServer:
             if data.get("prompt_id") not in (None, prompt_id):
                 continue
             if event["type"] == "execution_error":
-                raise ComfyError(f"node {data.get('node_id')} ({data.get('node_type')}) failed: "
-                                 f"{data.get('exception_type')}: {data.get('exception_message')}")
+                raise NodeFailed.from_event(data)
             if event["type"] == "execution_interrupted":
                 raise ComfyError("the prompt was interrupted on the server")
             if on_progress is not None and event["type"] in ("progress", "executing"):

@@ -8,7 +8,9 @@ actors (one ComfyUI server each, its GPU assigned by Ray); the driver keeps the 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import fcntl
 import os
 import shutil
 import signal
@@ -29,6 +31,7 @@ SMOKE_DEFAULTS = {"steps": 4, "panel_width": 64, "candidates": 3, "early_steps":
 REAL_DEFAULTS = {"steps": 28, "panel_width": 512, "candidates": None, "early_steps": None}
 OPTIONAL_SETTINGS = ("steps", "panel_width", "candidates", "early_steps", "video_noise", "frames_per_batch")
 ACTOR_RESTARTS = 2  # Ray restarts a worker actor whose process died this many times before giving it up
+LOCK_FILE = ".icedit-run.lock"  # in the output folder while a run writes there (output_lock)
 
 
 class RunError(RuntimeError):
@@ -76,6 +79,11 @@ class Summary:
 def run(config: RunConfig, items: list[itemlib.Item], log=print) -> Summary:
     started = time.monotonic()
     _check_output_folder(config.output)
+    with output_lock(config.output):
+        return _run(config, items, log, started)
+
+
+def _run(config: RunConfig, items: list[itemlib.Item], log, started: float) -> Summary:
     ledger = itemlib.Ledger(config.output)
     attempts_log = os.path.join(config.output, "attempts.log")
     workflows = sorted({item.workflow or config.workflow for item in items})
@@ -105,8 +113,9 @@ def run(config: RunConfig, items: list[itemlib.Item], log=print) -> Summary:
         summary.seconds = time.monotonic() - started
         return summary
 
-    setup = _worker_setup(config, {name: prompts.load_workflow(name) for name in workflows}, smoke, log)
-    backend = _backend(config, setup, log)
+    count = _worker_count(config)
+    setup = _worker_setup(config, {name: prompts.load_workflow(name) for name in workflows}, smoke, count, log)
+    backend = _backend(config, setup, count, log)
     progress = Progress(len(todo), quiet=config.quiet, log=log)
     backend.progress = progress
     try:
@@ -134,6 +143,40 @@ def _check_output_folder(output: str) -> None:
         probe.close()
     except OSError as error:
         raise RunError(f"--output {output}: cannot write there ({error.strerror})") from None
+
+
+@contextlib.contextmanager
+def output_lock(output: str):
+    """One run per output folder: two would edit the same items and overwrite each other's files and ledger lines.
+    The second is refused at once, naming the holder, rather than made to wait: a run that waits hours for
+    another to finish the very same work is a mistake to report, not to hide. flock(2) goes with its holder,
+    so a run killed with SIGKILL leaves no stale lock; the file holds the holder's pid for this message."""
+    path = os.path.join(output, LOCK_FILE)
+    while True:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open as long as the run
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise RunError(f"--output {output} is in use by another run (pid {holder or 'unknown'}); wait for it "
+                           "to finish or give this one another --output") from None
+        try:  # the holder before us may have removed the file after we opened it: lock the one that is there
+            if os.path.samestat(os.fstat(handle.fileno()), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)  # while still locked, so no run ever locks a file that is about to go
+        handle.close()
 
 
 def _decide_smoke(config: RunConfig, workflows: list[str], log) -> bool:
@@ -215,8 +258,12 @@ def _result_names(item_id: str, source: str) -> list[str]:
     return [f"{item_id}_edited.png", f"{item_id}_comparison.png"]
 
 
-def _worker_setup(config: RunConfig, workflows: dict, smoke: bool, log) -> dict:
-    setup = {"workflows": workflows, "smoke": smoke, "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+def _worker_setup(config: RunConfig, workflows: dict, smoke: bool, count: int, log) -> dict:
+    threads = _threads_per_server(config, count)
+    if threads and "OMP_NUM_THREADS" not in os.environ:
+        log(f"no GPU: each of the {count} ComfyUI servers computes with {threads} of this machine's "
+            f"{_usable_cores()} cores (set OMP_NUM_THREADS to choose)")
+    setup = {"workflows": workflows, "smoke": smoke, "omp_num_threads": threads}
     if config.servers:
         return setup
     from . import bootstrap
@@ -277,7 +324,6 @@ def _dispatch(backend, live, todo, config, ledger, progress, summary, attempts_l
                 _write_result(task, result, config.output, ledger, summary, progress)
                 continue
             task["failed_on"].append(name)
-            task["last_error"] = result["error"]
             with open(attempts_log, "a", encoding="utf-8") as handle:
                 handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {task['id']} on {name}: {result['error']}\n")
             # Retried up to --retries times, on another worker when there is one; failing on two is final.
@@ -344,8 +390,27 @@ def _record_failure(task, error, ledger, summary, progress, worker=None, seconds
 
 
 # -- backends ---------------------------------------------------------------------------------------------------
-def _backend(config: RunConfig, setup: dict, log):
-    count = config.workers or (len(config.servers) if config.servers else _visible_gpus() or 1)
+def _worker_count(config: RunConfig) -> int:
+    return config.workers or (len(config.servers) if config.servers else _visible_gpus() or 1)
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _threads_per_server(config: RunConfig, count: int) -> str | None:
+    """OMP_NUM_THREADS for the servers this run starts (torch takes its intra-op thread count from it). Without a
+    GPU each server's torch would take every core, so N servers on one machine oversubscribe it: each gets about
+    cores / N instead. The user's own OMP_NUM_THREADS always wins; servers at --servers or on a Ray cluster's
+    other machines are not ours to size (None: the server's torch decides)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return os.environ["OMP_NUM_THREADS"]
+    if count < 2 or config.servers or config.ray_address or _visible_gpus():
+        return None
+    return str(max(1, _usable_cores() // count))
+
+
+def _backend(config: RunConfig, setup: dict, count: int, log):
     if config.servers and config.workers and config.workers != len(config.servers):
         raise RunError(f"--workers {config.workers} with {len(config.servers)} --servers: with --servers there "
                        "is one worker per server")

@@ -17,6 +17,10 @@ from . import video
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 VIDEO_WORKFLOW = "video"  # the shipped workflow that edits a clip; the only one that takes a video file
 MANIFEST_COLUMNS = ("image", "instruction", "id", "seed", "mask", "workflow", "steps")
+MAX_STEPS = 10000  # KSampler's own limit; --steps and a manifest's steps column both stop here
+# An id's longest file is `<id>_turns_00001_.png.partial-<pid>` (a multi-turn run's turns, while written): 200
+# UTF-8 bytes of id leave room for that suffix (and a 6-digit counter, a 7-digit pid) in a 255-byte file name.
+MAX_ID_BYTES = 200
 
 
 class ItemError(ValueError):
@@ -142,7 +146,7 @@ def from_rows(rows: list[dict], base: str, where: list[str]) -> list[Item]:
                 error = f"unknown columns {unknown} (known: {', '.join(MANIFEST_COLUMNS)})"
         try:
             item.seed = _int(row, "seed", 0, 2 ** 64 - 1)
-            item.steps = _int(row, "steps", 1, 10000)
+            item.steps = _int(row, "steps", 1, MAX_STEPS)
         except ItemError as bad:
             error = error or str(bad)
         item.workflow = row.get("workflow") or (VIDEO_WORKFLOW if video.is_video(path) else None)
@@ -157,6 +161,9 @@ def from_rows(rows: list[dict], base: str, where: list[str]) -> list[Item]:
             error = f"no such {'video' if video.is_video(path) else 'image'}: {path}"
         if error is None and not _is_safe_id(item_id):
             error = f"id {item_id!r} cannot be a file name (use letters, digits, '.', '_' and '-')"
+        if error is None and len(item_id.encode()) > MAX_ID_BYTES:  # only a given id; one from a file name is cut
+            error = (f"id {item_id[:24]!r}... is {len(item_id.encode())} bytes long; at most {MAX_ID_BYTES} "
+                     "(its output file names must fit the file system's 255 bytes): give a shorter id")
         item.error = f"{origin}: {error}" if error else None
         items.append(item)
     return items
@@ -175,10 +182,16 @@ def _int(row: dict, key: str, low: int, high: int) -> int | None:
 
 
 def _id_from_file_name(path: str) -> str:
-    """'my photo (2).png' -> 'my_photo_2': a file-name-safe id from the image's name."""
+    """'my photo (2).png' -> 'my_photo_2': a file-name-safe id from the image's name. A long name is cut (UTF-8
+    bytes, not characters) and ends in a hash of the whole name, so two long names that start alike stay apart
+    whatever their order; the room left over takes _free_id's '-2'."""
     stem = os.path.splitext(os.path.basename(path))[0]
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)
-    return "_".join(part for part in safe.split("_") if part).strip(".") or "item"
+    safe = "_".join(part for part in safe.split("_") if part).strip(".") or "item"
+    if len(safe.encode()) <= MAX_ID_BYTES - 20:
+        return safe
+    head = safe.encode()[:MAX_ID_BYTES - 30].decode("utf-8", "ignore")  # never half a character
+    return f"{head}-{hashlib.sha256(safe.encode()).hexdigest()[:8]}"
 
 
 def _free_id(stem: str, taken: set) -> str:
@@ -210,7 +223,7 @@ def upload_bytes(path: str) -> tuple[bytes, str]:
         raise ItemError(f"{path}: the file is empty (0 bytes)")
     if video.is_video(path):
         try:
-            video.inspect(path)
+            video.check_encodable(path, video.inspect(path))
         except video.VideoError as error:
             raise ItemError(str(error)) from None
         return data, os.path.splitext(path)[1].lower()
@@ -233,6 +246,10 @@ def upload_bytes(path: str) -> tuple[bytes, str]:
         raise
     except UnidentifiedImageError:
         raise ItemError(f"{path}: not an image file Pillow can read") from None
+    except Image.DecompressionBombError as error:  # a small file that would decode to gigabytes
+        size = str(error).split(",")[0]  # Pillow's 'Image size (N pixels) exceeds limit of M pixels'
+        raise ItemError(f"{path}: too large to open ({size}; Pillow's guard against decompression bombs, "
+                        "which ComfyUI's LoadImage applies too): scale it down first") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ItemError(f"{path}: the image is damaged or truncated ({error})") from None
     return data, extension

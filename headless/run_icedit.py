@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 
-from . import bootstrap, engine, items as itemlib, prompt as prompts, video
+from . import bootstrap, comfy_host, engine, items as itemlib, prompt as prompts, video
 from .comfy_host import ComfyError
 
 EXIT_INTERRUPTED = 130
@@ -69,13 +69,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                           "Filter with a local VLM judge; controlnet, upscale, lowvram, multiturn (one instruction "
                           "per line), fast, region, compound, text_region; video (chosen by --video)")
     how.add_argument("--seed", type=int_range(0, 2 ** 64 - 1), default=42)
-    how.add_argument("--steps", type=int_range(1), help="sampling steps (default 28; 4 on smoke-test models)")
+    how.add_argument("--steps", type=int_range(1, itemlib.MAX_STEPS),
+                     help="sampling steps (default 28; 4 on smoke-test models)")
     how.add_argument("--panel-width", type=int_range(64, 4096),
                      help="diptych panel width (default 512; 64 on smoke-test models)")
     how.add_argument("--candidates", type=int_range(1, 64), help="Early Filter seeds (default 6; 3 on smoke-test "
                                                                   "models)")
-    how.add_argument("--early-steps", type=int_range(1, 10000), help="Early Filter steps before judging (default "
-                                                                      "10; 2 on smoke-test models)")
+    how.add_argument("--early-steps", type=int_range(1, itemlib.MAX_STEPS),
+                     help="Early Filter steps before judging (default 10; 2 on smoke-test models)")
     how.add_argument("--noise", choices=("independent", "shared", "flow"), dest="video_noise",
                      help="video: the starting noise per frame (default flow: it moves with the source's motion)")
     how.add_argument("--frames-per-batch", type=int_range(1, 4096),
@@ -132,7 +133,8 @@ def main(argv=None) -> int:
     # SIGTERM and SIGHUP unwind like Ctrl-C: servers this command started stop, its queued prompts are removed.
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     signal.signal(signal.SIGHUP, _terminate_as_interrupt)
-    with tempfile.TemporaryDirectory(prefix="icedit-run-") as workdir:
+    comfy_host.remove_orphaned_temp_dirs()  # what runs killed with SIGKILL left in the temp folder
+    with tempfile.TemporaryDirectory(prefix=comfy_host.owned_prefix("icedit-run-")) as workdir:
         try:
             config = config_from(args, p, args.output)
             if args.batch:

@@ -73,6 +73,16 @@ def inspect(path: str) -> ClipInfo:
                     audio=audio, variable_frame_rate=variable)
 
 
+def check_encodable(path: str, info: ClipInfo) -> None:
+    """The edit keeps the source's frame size and Save Video writes h264 in yuv420p, whose colour planes are half
+    size: an odd width or height fails only there, after every frame was edited. Refused up front instead of
+    padded or cropped, so the edited clip always has the source's exact size."""
+    if info.width % 2 or info.height % 2:
+        raise VideoError(f"{path}: its frames are {info.width}x{info.height}; the edited clip is saved as h264, "
+                         "which needs an even width and height - crop or pad it by one pixel first (ffmpeg -vf "
+                         "\"crop=trunc(iw/2)*2:trunc(ih/2)*2\")")
+
+
 def read_frames(path: str):
     """The clip's frames as ComfyUI's IMAGE tensor [T, H, W, 3] in [0, 1] (decoded as GetVideoComponents does)."""
     import av

@@ -14,6 +14,7 @@ from .model_files import SMOKE_NODES_ENV
 from .prompt import SMOKE_CLIP_SWAP
 
 PACK_NODE = "ICEditDiptych"  # present when the pack loaded on that server
+SERVER_START_TIMEOUT = 300.0  # seconds for a ComfyUI server of ours to answer after it was started
 
 
 class EditWorker:
@@ -27,8 +28,8 @@ class EditWorker:
         self.server = comfy_host.ComfyServer(
             url=setup.get("url"), comfyui_path=setup.get("comfyui_path"),
             python=setup.get("python") or sys.executable,
-            # Ray pins OMP_NUM_THREADS to the actor's CPU share; the server gets the driver's setting instead,
-            # so it computes exactly as a server started by hand (same thread split, same bytes).
+            # Ray pins OMP_NUM_THREADS to the actor's CPU share; the server gets the run's setting instead (the
+            # user's, or cores / N for N servers on a machine without a GPU: engine._threads_per_server).
             env={"OMP_NUM_THREADS": setup.get("omp_num_threads"),
                  SMOKE_NODES_ENV: "1" if setup.get("smoke") else None})
         if not setup.get("url"):
@@ -44,7 +45,7 @@ class EditWorker:
         ok, problems}. A worker whose report is not ok gets no items."""
         problems = []
         try:
-            self.server.start(timeout=self.setup.get("start_timeout", 300))
+            self.server.start(timeout=SERVER_START_TIMEOUT)
             info = self.server.object_info()
         except comfy_host.ComfyError as error:
             return self._report([str(error).splitlines()[0]])
@@ -117,6 +118,9 @@ class EditWorker:
         except (comfy_host.PromptRejected, prompts.PromptError) as error:
             result["error"] = str(error)
             result["final"] = True  # the same values fail the same way on any worker: no retry
+        except comfy_host.NodeFailed as error:
+            result["error"] = str(error)
+            result["final"] = is_input_fault(error.exception_type)
         except comfy_host.ComfyError as error:
             result["error"] = str(error)
         except Exception as error:  # noqa: BLE001 - one poisoned item must never take the worker down
@@ -132,10 +136,17 @@ class EditWorker:
         if self.stopping:
             return
         try:
-            self.server.restart(timeout=self.setup.get("start_timeout", 300))
+            self.server.restart(timeout=SERVER_START_TIMEOUT)
             result["error"] += " (the worker restarted its ComfyUI server)"
         except comfy_host.ComfyError as error:
             result["error"] += f" (restarting the ComfyUI server failed: {str(error).splitlines()[0]})"
+
+
+def is_input_fault(exception_type: str) -> bool:
+    """Whether a node's exception says the item's own values are wrong, so a retry would fail the same way: nodes
+    (the pack's, ComfyUI's, PyAV's av.error.ValueError) raise ValueError for an input they refuse. Anything else
+    (running out of memory, a CUDA or I/O error) may pass on another try or another worker."""
+    return exception_type.rsplit(".", 1)[-1] == "ValueError"
 
 
 def _step_reporter(prompt: dict, on_progress):

@@ -65,12 +65,25 @@ def _as_batch_mask(mask: torch.Tensor | None, images: torch.Tensor) -> torch.Ten
     return mask.float().clamp(0, 1).expand(batch, -1, -1).cpu()
 
 
+def _dilate(binary: torch.Tensor, reach: int) -> torch.Tensor:
+    """A 0/1 mask [N, 1, H, W] dilated by the (2 * reach + 1)² square: the same values as max_pool2d with that
+    square, from exact integer window sums (a cumulative sum per row, then per column), so the cost does not grow
+    with the square (one max_pool2d of a 17-pixel square on a 3000x2000 mask took 1.4 s)."""
+    counts = binary.to(torch.int32)
+    size = 2 * reach + 1
+    for dim, pad in ((-1, (reach + 1, reach, 0, 0)), (-2, (0, 0, reach + 1, reach))):
+        length = counts.shape[dim]
+        running = F.pad(counts, pad).cumsum(dim, dtype=torch.int32)
+        counts = running.narrow(dim, size, length) - running.narrow(dim, 0, length)
+    return (counts > 0).to(binary.dtype)
+
+
 def grow(mask: torch.Tensor, pixels: int) -> torch.Tensor:
     """The binary mask [B, H, W] grown by `pixels` in every direction (a square neighbourhood)."""
     hard = (mask > 0.5).float()
     if pixels <= 0:
         return hard
-    return F.max_pool2d(hard.unsqueeze(1), 2 * pixels + 1, stride=1, padding=pixels).squeeze(1)
+    return _dilate(hard.unsqueeze(1), pixels).squeeze(1)
 
 
 def fill_holes(mask: torch.Tensor) -> torch.Tensor:
@@ -104,7 +117,7 @@ def feathered(mask: torch.Tensor, radius: int) -> torch.Tensor:
         return (mask > 0.5).float()
     hard = (mask > 0.5).float().unsqueeze(1)
     half = radius // 2
-    grown = F.max_pool2d(hard, 2 * half + 1, stride=1, padding=half)
+    grown = _dilate(hard, half)
     size = radius - half  # the two blurs spread the remaining radius - half pixels
     soft = grown
     for _ in range(2):
@@ -154,7 +167,7 @@ def seam_ring(alpha_window: torch.Tensor, width: int = RING_WIDTH) -> torch.Tens
     within `width` pixels of it. Where the window has no such pixels (the mask reaches its edges everywhere),
     the feather band itself; empty when there is neither."""
     inside = (alpha_window > 0).float()
-    near = F.max_pool2d(inside[None, None], 2 * width + 1, stride=1, padding=width)[0, 0] > 0
+    near = _dilate(inside[None, None], width)[0, 0] > 0
     ring = near & (alpha_window == 0)
     if not ring.any():
         ring = (alpha_window > 0) & (alpha_window < 1)

@@ -81,8 +81,9 @@ _setup_requirements() {
     # ComfyUI's own requirements without torch/torchvision (pinned above) and torchaudio (optional, audio
     # nodes only, needs another torch build), plus this pack's requirements, the runner's and the test tools.
     local host_reqs="$ICEDIT_CACHE/host-requirements.txt"
-    grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFYUI_PATH/requirements.txt" > "$host_reqs.new"
-    mv "$host_reqs.new" "$host_reqs"
+    # A temp name of this process's own: without the lock (no flock(1)) two setups must not share one.
+    grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFYUI_PATH/requirements.txt" > "$host_reqs.$$.new"
+    mv "$host_reqs.$$.new" "$host_reqs"
     local key
     key="$(cat "$host_reqs" "$ICEDIT_REPO"/requirements{,-headless,-dev}.txt | sha256sum | cut -c1-16)"
     if [ "$(cat "$ICEDIT_VENV/.requirements-key" 2>/dev/null || true)" != "$key" ]; then
@@ -93,11 +94,27 @@ _setup_requirements() {
     fi
 }
 
+# ln -sfn removes the old link before it makes the new one: a right link is left alone, so a ComfyUI starting
+# from .host/ at that moment never finds it missing.
+_link() { [ "$(readlink "$2" 2>/dev/null || true)" = "$1" ] || ln -sfn "$1" "$2"; }
+
 _setup_pack_link() {
     # ComfyUI loads every folder in a custom_nodes directory; this one holds only a link to this checkout.
     mkdir -p "$ICEDIT_REPO/.host/custom_nodes"
-    ln -sfn "$ICEDIT_REPO" "$ICEDIT_REPO/.host/custom_nodes/comfyui-icedit"
-    ln -sfn "$COMFYUI_PATH" "$ICEDIT_REPO/.host/ComfyUI"
+    _link "$ICEDIT_REPO" "$ICEDIT_REPO/.host/custom_nodes/comfyui-icedit"
+    _link "$COMFYUI_PATH" "$ICEDIT_REPO/.host/ComfyUI"
+}
+
+_lock_setup() {
+    # One setup at a time per cache: several scripts/icedit started at once must not create, unpack or install
+    # into the same venv and ComfyUI copy together. flock(1) on a descriptor of this shell: the kernel releases
+    # it when this shell (and any child still installing) ends, however it ends: a killed setup leaves no lock.
+    command -v flock >/dev/null 2>&1 || return 0
+    exec 9>>"$ICEDIT_CACHE/.setup.lock"
+    if ! flock -n 9; then
+        _log "another setup is running on $ICEDIT_CACHE; waiting for it"
+        flock 9
+    fi
 }
 
 _setup_browser() {
@@ -118,15 +135,22 @@ _setup_browser() {
 }
 
 mkdir -p "$ICEDIT_CACHE"
+_lock_setup
 _setup_browser
 _setup_python
 _setup_comfyui
 _setup_requirements
 _setup_pack_link
+exec 9>&-  # set up: the next setup may go on
 _log "python:  $ICEDIT_PYTHON"
 _log "ComfyUI: $COMFYUI_PATH"
-if [ "${1:-}" = "--env" ]; then
+_env_lines() {
     for name in ICEDIT_REPO ICEDIT_CACHE ICEDIT_PYTHON COMFYUI_PATH; do
         printf 'export %s=%q\n' "$name" "${!name}"
     done
+}
+# What this setup found, for `scripts/test --fast` (which then skips the set-up step); written whole, then renamed.
+_env_lines > "$ICEDIT_REPO/.host/env.$$" && mv -f "$ICEDIT_REPO/.host/env.$$" "$ICEDIT_REPO/.host/env"
+if [ "${1:-}" = "--env" ]; then
+    _env_lines
 fi

@@ -1,29 +1,17 @@
-"""Test setup: the real ComfyUI (the copy made by scripts/setup.sh, or $COMFYUI_PATH) and the pack imported as
-ComfyUI would import it. Nothing of ComfyUI is mocked."""
+"""Test setup for every tier. tests/core needs no host; tests/pack and tests/system import the real ComfyUI (the
+copy made by scripts/setup.sh, or $COMFYUI_PATH) in their own conftest. Nothing of ComfyUI is mocked.
+
+The fixtures below import ComfyUI only when a test asks for them, so the core tier never loads it."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from icedit_testing import CACHE, REPO, bootstrap
 
-
-def _load_bootstrap():
-    """headless/bootstrap.py on its own (stdlib only): it imports ComfyUI and then the pack as a package."""
-    spec = importlib.util.spec_from_file_location("icedit_bootstrap", os.path.join(REPO, "headless", "bootstrap.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bootstrap = _load_bootstrap()
-bootstrap.import_pack()  # from here on the headless package is comfyui_icedit.headless
-sys.path.insert(0, os.path.join(REPO, "tests"))  # test helpers (reference_flux, ui_smoke)
-
-CACHE = os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui"))
+bootstrap.register_pack()  # icedit_core and the runner as comfyui_icedit.*, without the host
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +41,7 @@ def comfy_server(smoke_models_dir, tmp_path_factory):
 def smoke_files(smoke_models_dir) -> dict[str, str]:
     """The smoke-test model files, registered in folder_paths like ComfyUI's own model folders: role -> name."""
     import folder_paths
+
     from comfyui_icedit.headless import smoke_models
 
     for kind, _ in smoke_models.SMOKE_FILES.values():
@@ -101,7 +90,11 @@ def fill_inputs(clip, vae):
     a sampler takes, for the in-process sampling tests."""
     import torch
 
-    from comfyui_icedit.nodes.edit import ICEditDiptych, ICEditFillConditioning, ICEditPromptEncode
+    from comfyui_icedit.nodes.edit import (
+        ICEditDiptych,
+        ICEditFillConditioning,
+        ICEditPromptEncode,
+    )
 
     image = torch.rand((1, 40, 48, 3), generator=torch.Generator().manual_seed(3))
     diptych, mask, layout = ICEditDiptych.execute(image, 32).result

@@ -1,27 +1,14 @@
-"""Region edits: outside the feathered mask the output is the source bit for bit, the edit lands where the mask
-was. The "sampler path" here is a test double - a known transformation of the diptych's right panel - between
-the real nodes (Region Crop -> Diptych -> [edit] -> Crop -> Region Stitch)."""
+"""Region edits through the nodes: outside the feathered mask the output is the source bit for bit, the edit
+lands where the mask was. The "sampler path" here is a test double - a known transformation of the diptych's right
+panel - between the real nodes (Region Crop -> Diptych -> [edit] -> Crop -> Region Stitch)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from comfyui_icedit.icedit_core import region as rg
 from comfyui_icedit.nodes.edit import ICEditCrop, ICEditDiptych
 from comfyui_icedit.nodes.region import ICEditRegionCrop, ICEditRegionStitch
-
-
-def big_image(width=3000, height=2000):
-    ys = torch.linspace(0, 1, height).view(height, 1, 1)
-    xs = torch.linspace(0, 1, width).view(1, width, 1)
-    noise = torch.rand((height, width, 1), generator=torch.Generator().manual_seed(0)) * 0.2
-    return torch.cat([0.2 + 0.6 * xs + 0 * ys, 0.3 + 0.5 * ys + 0 * xs, 0.4 + noise], dim=-1).unsqueeze(0)
-
-
-def rect_mask(width, height, left, top, right, bottom):
-    mask = torch.zeros((1, height, width))
-    mask[:, top:bottom, left:right] = 1
-    return mask
+from icedit_testing.images import big_image, rect_mask
 
 
 def edit_through_the_nodes(image, mask, padding=64, feather=16, panel_width=256, color_match="off"):
@@ -85,21 +72,6 @@ def test_no_mask_or_a_full_mask_edits_the_whole_image_at_full_resolution(mask):
     assert ((1 - image) - out).abs().mean() < 0.03
 
 
-def test_the_feather_is_exactly_zero_beyond_its_radius():
-    mask = rect_mask(200, 100, 80, 40, 120, 60)
-    for radius in (0, 1, 5, 16):
-        alpha = rg.feathered(mask, radius)
-        assert torch.all(alpha[mask > 0.5] == 1)
-        distance_ok = torch.zeros_like(alpha, dtype=torch.bool)
-        distance_ok[:, max(0, 40 - radius):60 + radius, max(0, 80 - radius):120 + radius] = True
-        assert torch.all(alpha[~distance_ok] == 0)
-
-
-def test_a_mask_of_another_size_is_refused():
-    with pytest.raises(ValueError, match="the mask is .* but the image is 600x400"):
-        rg.crop_region(big_image(600, 400), torch.ones((1, 100, 100)))  # painted, but on another image
-
-
 def colour_shifted_edit(window, region):
     """What a model that drifts does: the whole window's colours shifted and scaled per channel, and new content
     (a flat patch) where the mask is."""
@@ -142,36 +114,6 @@ def test_colour_matching_with_masks_on_the_borders(box):
         ICEditRegionStitch.execute(edited, region, "off").result[0], image, region)
 
 
-def test_a_window_without_a_ring_falls_back_to_the_feather_band_or_leaves_colours_alone():
-    window = torch.full((1, 20, 30, 3), 0.5)
-    full = torch.ones((20, 30))
-    assert not rg.seam_ring(full).any()  # the mask covers the window: nothing to compare against
-    edit = window[0] * 0.5
-    assert torch.equal(rg.match_colors(edit, window[0], rg.seam_ring(full), "mean-std"), edit)
-    band = torch.ones((20, 30))
-    band[:, :3] = 0.5
-    assert rg.seam_ring(band).sum() == 20 * 3
-
-
-def test_fill_holes_and_grow_on_synthetic_masks():
-    ring = torch.zeros((1, 40, 50))
-    ring[:, 10:30, 10:40] = 1
-    ring[:, 15:25, 20:30] = 0  # a hole, closed all round
-    notch = ring.clone()
-    notch[:, 15:25, 35:40] = 0
-    notch[:, 18:22, 30:35] = 0  # a bay open to the outside through the right edge: not a hole
-    filled = rg.fill_holes(ring)
-    assert torch.equal(filled[0, 10:30, 10:40], torch.ones((20, 30))) and filled.sum() == 20 * 30
-    assert torch.equal(rg.fill_holes(notch)[0, 18:22, 30:40], torch.zeros((4, 10)))  # the bay stays open
-    assert torch.equal(rg.fill_holes(torch.zeros((1, 8, 8))), torch.zeros((1, 8, 8)))
-    grown = rg.grow(filled, 3)
-    rows, cols = torch.nonzero(grown[0].any(1)).flatten(), torch.nonzero(grown[0].any(0)).flatten()
-    assert (int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])) == (7, 32, 7, 42)
-    edge = torch.zeros((1, 10, 10))
-    edge[:, 0, 0] = 1
-    assert rg.grow(edge, 2)[0, :3, :3].sum() == 9 and rg.grow(edge, 2).sum() == 9  # clipped at the border
-
-
 def test_grow_fill_and_context_shape_the_window():
     image = big_image(600, 400)
     mask = rect_mask(600, 400, 280, 180, 320, 220)  # 40 x 40
@@ -185,10 +127,3 @@ def test_grow_fill_and_context_shape_the_window():
     holed[:, 190:210, 290:310] = 0
     _, region = ICEditRegionCrop.execute(image, 10, 0, holed, fill_holes=True).result
     assert torch.equal(region.alpha[0, 180:220, 280:320], torch.ones((40, 40)))
-
-
-def test_bad_region_settings_are_refused():
-    with pytest.raises(ValueError, match="color_match = 'sepia'"):
-        rg.match_colors(torch.zeros((4, 4, 3)), torch.zeros((4, 4, 3)), torch.ones((4, 4), dtype=torch.bool), "sepia")
-    with pytest.raises(ValueError, match=r"context \(-0.5\) cannot be negative"):
-        rg.crop_region(big_image(60, 40), None, context=-0.5)

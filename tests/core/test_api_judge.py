@@ -3,75 +3,14 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import torch
 
 from comfyui_icedit.icedit_core.judge.openai_api import OpenAICompatibleJudge
 from comfyui_icedit.icedit_core.judge.protocol import JudgeError
-from comfyui_icedit.nodes.judge import ICEditVLMJudgeAPI
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class ChatServer:
-    """Answers POST /v1/chat/completions from a script of (status, content or None, delay) steps."""
-
-    def __init__(self, script, models_status=200):
-        self.script = list(script)
-        self.requests = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # GET /v1/models, the judge's reachability check
-                outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": None})
-                self.send_response(models_status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                status, content, delay = outer.script.pop(0) if outer.script else (200, "1", 0)
-                time.sleep(delay)
-                if status == 200 and isinstance(content, bytes):
-                    payload = content
-                elif status == 200:
-                    payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                else:
-                    payload = b'{"error": "boom"}'
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def images():
-    generator = torch.Generator().manual_seed(0)
-    return [torch.rand(16, 16, 3, generator=generator) for _ in range(3)]
+from icedit_testing import REPO
+from icedit_testing.chat_server import ChatServer, images
 
 
 def judge_for(server, **kwargs):
@@ -180,19 +119,6 @@ def test_a_body_that_is_not_a_chat_completion_is_an_error():
     with ChatServer([(200, b"<html>proxy error</html>", 0)]) as server:
         with pytest.raises(JudgeError, match="not a chat completion"):
             judge_for(server).compare(*images(), "x")
-
-
-def test_the_node_reads_the_key_from_the_environment_only(monkeypatch):
-    monkeypatch.setenv("ICEDIT_TEST_JUDGE_KEY", "sk-test-123")
-    with ChatServer([(200, "2", 0)]) as server:
-        judge = ICEditVLMJudgeAPI.execute(server.url, "m", "ICEDIT_TEST_JUDGE_KEY", 10.0, 0).result[0]
-        assert "sk-test-123" not in repr(judge)
-        assert judge.compare(*images(), "x")[0] == 2
-    assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-test-123"
-    with pytest.raises(ValueError, match="NAME of an environment variable"):
-        ICEditVLMJudgeAPI.execute(server.url, "m", "sk-test-123", 10.0, 0)
-    schema = ICEditVLMJudgeAPI.define_schema()
-    assert not [i.id for i in schema.inputs if "key" in i.id and i.id != "api_key_env"]
 
 
 def test_no_shipped_workflow_carries_a_key():

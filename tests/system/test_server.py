@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 from PIL import Image
 
-from comfyui_icedit.headless import comfy_host, prompt as prompts
+from comfyui_icedit.headless import comfy_host
+from comfyui_icedit.headless import prompt as prompts
 from comfyui_icedit.headless.model_files import REAL_MODELS
-from ui_smoke import smoke_ui_workflow
+from icedit_testing import REPO, video_clips
+from icedit_testing.server_runs import load_workflow, run_main_job, upload
+from icedit_testing.ui_smoke import smoke_ui_workflow
 
-import video_clips
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_NODES = {"ICEditDiptych", "ICEditPromptEncode", "ICEditFillConditioning", "ICEditModelSamplingFlux",
               "ICEditCrop", "ICEditMoELoRALoader", "ICEditEarlyFilterSampler", "ICEditVLMJudgeLocal",
               "ICEditVLMJudgeAPI", "ICEditJudgeHeuristic", "ICEditSmokeTestCLIPLoader"}
@@ -26,11 +24,6 @@ PACK_NODES = {"ICEditDiptych", "ICEditPromptEncode", "ICEditFillConditioning", "
 
 WORKFLOWS = sorted(n for n in os.listdir(os.path.join(REPO, "workflows")) if n.endswith(".json"))
 IMAGE_WORKFLOWS = [name for name in WORKFLOWS if "video" not in name]
-
-
-def load_workflow(name) -> dict:
-    with open(os.path.join(REPO, "workflows", name), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def write_source(path, width=100, height=70):
@@ -51,11 +44,6 @@ def test_the_pack_loads_and_lists_its_nodes(comfy_server):
     log = comfy_server.log_tail(10_000)
     assert "comfyui-icedit" in log and not [line for line in log.splitlines()
                                               if "IMPORT FAILED" in line and "comfyui-icedit" in line]
-
-
-def upload(server, path) -> str:
-    with open(path, "rb") as handle:
-        return server.upload_image(handle.read(), os.path.splitext(str(path))[1])
 
 
 def with_source(server, prompt, name, tmp_path):
@@ -191,13 +179,6 @@ def test_node_errors_reach_the_user_as_comfyui_reports_them(comfy_server, tmp_pa
         comfy_server.run(prompt, timeout=300)
 
 
-def run_main_job(*args, timeout=600):
-    """The README's main job as a user runs it (python -m headless.run_icedit, what scripts/icedit execs)."""
-    env = {**os.environ, "PYTHONPATH": REPO}
-    return subprocess.run([sys.executable, "-m", "headless.run_icedit", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
-
-
 @pytest.mark.parametrize("workflow", ["basic", "early_filter", "upscale"])
 def test_the_main_job_command_edits_through_a_running_server(comfy_server, tmp_path, workflow):
     source = write_source(tmp_path / "photo.png", 90, 120)
@@ -307,7 +288,7 @@ def edited_pixels(server, entry, prefix="edited") -> bytes:
 def test_checked_turns_through_the_real_executor_keep_the_third_seed(comfy_server, tmp_path):
     """The compound workflow with an API judge on a loopback chat server that scores the first two tries low:
     the log shows the retries and the NFE, and the result is a plain run of the kept seed."""
-    from test_api_judge import ChatServer
+    from icedit_testing.chat_server import ChatServer
 
     name = upload(comfy_server, write_source(tmp_path / "checked.png", 80, 60))
     quality = '{"score": [8, 8]}'

@@ -12,9 +12,9 @@ import re
 import pytest
 
 from comfyui_icedit.headless import prompt as prompts
-from test_server import load_workflow, run_main_job, upload
+from icedit_testing.server_runs import load_workflow, run_main_job, upload
 
-import video_clips
+from icedit_testing import video_clips
 
 FRAMES, FPS = 6, 12  # six frames: the smoke Flux model is full width, so every diptych-step costs
 FLICKER = re.compile(r"Flicker over (\d+) frames: edited ([\d.]+), source ([\d.]+)")

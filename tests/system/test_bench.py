@@ -5,8 +5,8 @@ import json
 import os
 import subprocess
 import sys
+from icedit_testing import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_moe_step_benchmark_runs_and_reports_every_variant(tmp_path):

@@ -1,14 +1,16 @@
-"""The pack's structure and metadata: registry checks, docs, the core's independence from the host."""
+"""The pack's structure and metadata: registry checks, the core's and the runner's independence from the host."""
 from __future__ import annotations
 
 import ast
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from icedit_testing import REPO
+
 HOST_MODULES = {"comfy", "comfy_api", "comfy_extras", "comfy_execution", "nodes", "folder_paths", "server",
                 "execution", "node_helpers"}
 
@@ -31,17 +33,22 @@ def icedit_core_files():
                 yield os.path.join(root, name)
 
 
-def imported_modules(path) -> set[str]:
-    """The top-level names a Python file imports (relative imports left out)."""
+def dotted_imports(path) -> set[str]:
+    """Every absolute module a Python file imports, dotted (`from a.b import c` gives a.b and a.b.c)."""
     with open(path, encoding="utf-8") as handle:
         tree = ast.parse(handle.read(), path)
-    imported = set()
+    found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
+            found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            imported.add(node.module.split(".")[0])
-    return imported
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def imported_modules(path) -> set[str]:
+    """The top-level names a Python file imports (relative imports left out)."""
+    return {module.split(".")[0] for module in dotted_imports(path)}
 
 
 @pytest.mark.parametrize("path", list(icedit_core_files()), ids=os.path.basename)
@@ -52,6 +59,8 @@ def test_icedit_core_never_imports_the_host(path):
 # The headless runner is a client of ComfyUI servers; only the smoke-model generator (and bootstrap, which sets
 # up its in-process ComfyUI) import ComfyUI.
 IN_PROCESS_FILES = ("bootstrap.py", "smoke_models.py", "make_smoke_models.py")
+
+
 HEADLESS_CLIENT_FILES = sorted(name for name in os.listdir(os.path.join(REPO, "headless"))
                                if name.endswith(".py") and name not in IN_PROCESS_FILES)
 
@@ -85,39 +94,35 @@ def test_icedit_core_imports_without_comfyui_on_the_path():
     assert result.returncode == 0, result.stderr
 
 
-def pack_nodes():
-    import asyncio
+def test_the_registry_archive_ships_what_runs_inside_comfyui_and_nothing_else(tmp_path, monkeypatch):
+    """The archive `comfy node pack` / `publish` builds: git-tracked files less .comfyignore, plus includes."""
+    from comfy_cli.file_utils import zip_files
 
-    from comfyui_icedit.nodes import comfy_entrypoint
-
-    return asyncio.run(asyncio.run(comfy_entrypoint()).get_node_list())
-
-
-def test_the_smoke_test_loader_is_registered_only_on_request(monkeypatch):
-    from comfyui_icedit.headless.model_files import SMOKE_NODES_ENV
-    from comfyui_icedit.nodes import smoke_test
-
-    assert SMOKE_NODES_ENV == smoke_test.SMOKE_NODES_ENV  # the runner and the pack name the same variable
-    monkeypatch.delenv(SMOKE_NODES_ENV, raising=False)
-    assert "ICEditSmokeTestCLIPLoader" not in {node.define_schema().node_id for node in pack_nodes()}
-    monkeypatch.setenv(SMOKE_NODES_ENV, "1")
-    assert "ICEditSmokeTestCLIPLoader" in {node.define_schema().node_id for node in pack_nodes()}
+    monkeypatch.chdir(REPO)
+    archive = tmp_path / "node.zip"
+    zip_files(str(archive), includes=["workflows", "web"])  # pyproject's [tool.comfy] includes
+    with zipfile.ZipFile(archive) as packed:
+        names = packed.namelist()
+    tops = {name.split("/")[0] for name in names}
+    assert {"__init__.py", "nodes", "icedit_core", "web", "workflows", "docs", "pyproject.toml", "LICENSE",
+            "requirements.txt"} <= tops, sorted(tops)
+    assert not tops & {"headless", "bench", "scripts", "tests", ".ci", "requirements-headless.txt",
+                       "requirements-dev.txt"}, sorted(tops)
+    assert "nodes/sampler.py" in names and "icedit_core/diptych.py" in names and "web/docs/ICEditCrop.md" in names
 
 
-def test_every_node_schema_is_valid(monkeypatch):
-    """What ComfyUI checks when it registers the pack (a failure there drops every node of the pack)."""
-    monkeypatch.setenv("ICEDIT_SMOKE_TEST_NODES", "1")  # every node, the smoke-test loader included
-    nodes = pack_nodes()
-    assert len({node.define_schema().node_id for node in nodes}) == len(nodes)
-    for node in nodes:
-        node.define_schema().validate()
+def loads_the_host(module: str) -> bool:
+    return module.split(".")[0] in HOST_MODULES or module.startswith("comfyui_icedit.nodes")
 
 
-def test_every_node_has_a_doc_page(monkeypatch):
-    monkeypatch.setenv("ICEDIT_SMOKE_TEST_NODES", "1")
-    for node in pack_nodes():
-        node_id = node.define_schema().node_id
-        path = os.path.join(REPO, "web", "docs", f"{node_id}.md")
-        assert os.path.isfile(path), f"no doc page for {node_id}"
-        with open(path, encoding="utf-8") as handle:
-            assert handle.read().strip(), f"{path} is empty"
+TIER_FOLDERS = {tier: os.path.join(REPO, "tests", tier) for tier in ("core", "icedit_testing")}
+HOST_HELPERS = {f"icedit_testing.{name[:-3]}" for name in os.listdir(TIER_FOLDERS["icedit_testing"])
+                if name.endswith(".py")
+                and any(map(loads_the_host, dotted_imports(os.path.join(TIER_FOLDERS["icedit_testing"], name))))}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(TIER_FOLDERS["core"]) if n.endswith(".py")))
+def test_the_core_tier_never_imports_the_host(name):
+    """tests/core runs without ComfyUI (scripts/test --fast also checks it at run time, tests/core/conftest.py)."""
+    imported = dotted_imports(os.path.join(TIER_FOLDERS["core"], name))
+    assert not [m for m in imported if loads_the_host(m) or m in HOST_HELPERS], sorted(imported)

@@ -84,7 +84,7 @@ def scores_answer(success, over_editing):
 
 
 def test_checked_turns_retry_low_scores_and_keep_the_best(args):
-    from test_api_judge import ChatServer
+    from icedit_testing.chat_server import ChatServer
 
     quality = '{"score": [8, 8], "reasoning": "fine"}'  # the perceptual-quality question of every try
     script = [(200, scores_answer(2, 9), 0), (200, quality, 0),   # turn 1, try 1: SC 2
@@ -111,7 +111,7 @@ def test_checked_turns_retry_low_scores_and_keep_the_best(args):
 
 
 def test_a_turn_whose_tries_all_score_low_keeps_the_best_and_unreadable_scores_rank_last(args):
-    from test_api_judge import ChatServer
+    from icedit_testing.chat_server import ChatServer
 
     quality = '{"score": [8, 8]}'
     script = [(200, "no idea", 0), (200, quality, 0),            # try 1: unreadable

@@ -19,8 +19,8 @@ import psutil
 import pytest
 from comfyui_icedit.headless import prompt as prompts
 from PIL import Image
+from icedit_testing import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_TIMEOUT = 600  # one whole runner process, at most (a busy 2-core machine samples the smoke models slowly)
 
 
@@ -681,12 +681,13 @@ def test_a_run_leaves_no_temporary_folder_behind(comfy_server, tmp_path, mode):
 
 
 def test_a_value_comfyui_refuses_fails_once_with_its_words_and_is_not_retried(comfy_server, tmp_path):
-    """The runner leaves range checks of node inputs to ComfyUI (KSampler takes at most 10000 steps): a refused
-    prompt is recorded as failed with ComfyUI's message at once, not retried --retries times."""
+    """The runner leaves range checks of node inputs to ComfyUI (--steps stops at KSampler's 10000; the Early
+    Filter Sampler takes at most 200): a refused prompt is recorded as failed with ComfyUI's message at once, not
+    retried --retries times."""
     source = write_source(tmp_path / "photo.png")
     output = tmp_path / "out"
-    result = run_cli("--server", comfy_server.url, "--smoke-test", "--steps", "20000", "--output", output,
-                     "--edit", source, "make the sky red", cwd=tmp_path)
+    result = run_cli("--server", comfy_server.url, "--smoke-test", "--workflow", "early_filter", "--steps", "500",
+                     "--output", output, "--edit", source, "make the sky red", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     [entry] = read_ledger(output)
     assert entry["status"] == "failed" and "rejected the prompt" in entry["error"] and "steps" in entry["error"]

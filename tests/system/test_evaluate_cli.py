@@ -11,8 +11,8 @@ import sys
 from PIL import Image
 
 from comfyui_icedit.headless import evaluate
+from icedit_testing import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_dataset(root, count=3):

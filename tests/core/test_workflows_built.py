@@ -8,8 +8,8 @@ import os
 import pytest
 
 from comfyui_icedit.headless import build_workflows
+from icedit_testing import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UI_FIELDS = ("id", "type", "pos", "size", "flags", "order", "mode", "properties")
 
 

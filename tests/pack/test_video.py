@@ -21,7 +21,7 @@ import pytest
 import scipy.stats
 import torch
 import torch.nn.functional as F
-import video_clips
+from icedit_testing import video_clips
 from comfy_api.latest._input_impl.video_types import VideoFromFile
 from comfy_extras.nodes_custom_sampler import (BasicGuider, BasicScheduler, CFGGuider, KSamplerSelect,
                                                Noise_RandomNoise, SamplerCustomAdvanced)

@@ -20,7 +20,7 @@ from comfyui_icedit.icedit_core import adapter_file
 from comfyui_icedit.icedit_core.moe import TokenRoutedLoRA, route
 from comfyui_icedit.nodes.flux_hooks import WRAPPER_KEY
 from comfyui_icedit.nodes.moe import ICEditMoELoRALoader
-import reference_flux
+from icedit_testing import reference_flux
 
 PARITY_TOLERANCE = 1e-4
 

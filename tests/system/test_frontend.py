@@ -15,9 +15,9 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from ui_smoke import set_widget, smoke_ui_workflow
+from icedit_testing.ui_smoke import set_widget, smoke_ui_workflow
+from icedit_testing import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(REPO, "test-artifacts", "frontend")
 WORKFLOWS = sorted(name for name in os.listdir(os.path.join(REPO, "workflows")) if name.endswith(".json"))
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
