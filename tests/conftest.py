@@ -90,11 +90,7 @@ def fill_inputs(clip, vae):
     a sampler takes, for the in-process sampling tests."""
     import torch
 
-    from comfyui_icedit.nodes.edit import (
-        ICEditDiptych,
-        ICEditFillConditioning,
-        ICEditPromptEncode,
-    )
+    from comfyui_icedit.nodes.edit import ICEditDiptych, ICEditFillConditioning, ICEditPromptEncode
 
     image = torch.rand((1, 40, 48, 3), generator=torch.Generator().manual_seed(3))
     diptych, mask, layout = ICEditDiptych.execute(image, 32).result

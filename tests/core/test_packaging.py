@@ -9,10 +9,7 @@ import zipfile
 
 import pytest
 
-from icedit_testing import REPO
-
-HOST_MODULES = {"comfy", "comfy_api", "comfy_extras", "comfy_execution", "nodes", "folder_paths", "server",
-                "execution", "node_helpers"}
+from icedit_testing import HOST_MODULES, REPO
 
 
 def test_comfy_registry_validation_passes():

@@ -10,8 +10,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from comfyui_icedit.headless import comfy_host
-from comfyui_icedit.headless import prompt as prompts
+from comfyui_icedit.headless import comfy_host, prompt as prompts
 from comfyui_icedit.headless.model_files import REAL_MODELS
 from icedit_testing import REPO, video_clips
 from icedit_testing.server_runs import load_workflow, run_main_job, upload
