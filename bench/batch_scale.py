@@ -1,7 +1,7 @@
 """Batch throughput: the same manifest edited with 1 worker and with 2 workers (a local Ray instance) in one
 run, on the smoke-test models, and the engine's own cost per item (time outside ComfyUI's executor).
 
-    eval "$(scripts/setup.sh --env)"; PYTHONPATH=. "$ICEDIT_PYTHON" bench/batch_scale.py --items 8 --out bench.json
+    scripts/bench batch_scale --items 8 --out bench.json
 
 Each worker is one ComfyUI server; on a CPU-only machine the workers share the same cores, so 2 workers cannot
 approach 2x. With the runner's defaults one server's torch uses every core and each of N servers gets cores / N
@@ -21,11 +21,7 @@ import tempfile
 
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:  # the headless package, top-level as scripts/icedit runs it (Ray workers import it so)
-    sys.path.insert(0, REPO)
-
-from headless import engine, items as itemlib  # noqa: E402
+from ..runner import engine, items as itemlib
 
 
 def make_manifest(folder: str, count: int) -> list[itemlib.Item]:

@@ -1,36 +1,31 @@
 """Wall time and model evaluations (NFE) of the Early Filter's two modes against the naive way - every seed
 sampled to the end, then judged - on the same model, in one run, with ratios. Not a test.
 
-    python bench/early_filter.py            # small random Flux Fill on this machine's CPU, heuristic judge
-    python bench/early_filter.py --full     # FLUX.1 Fill size, 1024x512 diptych, M=6, m=10, n=28 (a GPU)
-Run with the setup's Python (eval "$(scripts/setup.sh --env)"; "$ICEDIT_PYTHON" bench/early_filter.py).
+    scripts/bench early_filter            # small random Flux Fill on this machine's CPU, heuristic judge
+    scripts/bench early_filter --full     # FLUX.1 Fill size, 1024x512 diptych, M=6, m=10, n=28 (a GPU)
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "headless"))
-import bootstrap  # noqa: E402
-from common import add_model_size_arguments, use_full_size, write_results  # noqa: E402  (bench/: this folder)
+from .common import add_model_size_arguments, use_full_size, write_results
 
-bootstrap.import_pack()
 
-import comfy.model_management  # noqa: E402
-import comfy.sample  # noqa: E402
-import folder_paths  # noqa: E402
-import nodes as comfy_nodes  # noqa: E402
-import torch  # noqa: E402
+import comfy.model_management
+import comfy.sample
+import folder_paths
+import nodes as comfy_nodes
+import torch
 
-from comfyui_icedit.headless import smoke_models  # noqa: E402
-from comfyui_icedit.icedit_core import diptych as dip  # noqa: E402
-from comfyui_icedit.icedit_core import early_filter as ef  # noqa: E402
-from comfyui_icedit.icedit_core.judge.heuristic import HeuristicJudge  # noqa: E402
-from comfyui_icedit.nodes.edit import ICEditDiptych, ICEditFillConditioning, ICEditPromptEncode  # noqa: E402
-from comfyui_icedit.nodes.sampler import ICEditEarlyFilterSampler  # noqa: E402
-from comfyui_icedit.nodes.smoke_test import ICEditSmokeTestCLIPLoader  # noqa: E402
+from ..devtools import smoke_models
+from ..icedit_core import diptych as dip
+from ..icedit_core import early_filter as ef
+from ..icedit_core.judge.heuristic import HeuristicJudge
+from ..nodes.edit import ICEditDiptych, ICEditFillConditioning, ICEditPromptEncode
+from ..nodes.sampler import ICEditEarlyFilterSampler
+from ..nodes.smoke_test import ICEditSmokeTestCLIPLoader
 
 
 def parse_args():

@@ -2,12 +2,11 @@
 shipped workflows wire them; and the same edit with the Early Filter in place of the KSampler, with its cost as a
 ratio of the plain edit's measured in the same run. Medians over repeats. Not a test.
 
-    python bench/edit_latency.py            # small random Flux Fill (2 + 2 blocks, 384 wide) on this machine's
+    scripts/bench edit_latency            # small random Flux Fill (2 + 2 blocks, 384 wide) on this machine's
                                             # CPU, 192x96 diptych, 28 steps, Early Filter 6 x 10, 3 rounds
-    python bench/edit_latency.py --full     # FLUX.1 Fill size (19 + 38 blocks, 3072 wide, random bf16 weights),
+    scripts/bench edit_latency --full     # FLUX.1 Fill size (19 + 38 blocks, 3072 wide, random bf16 weights),
                                             # 1024x512 diptych, 28 steps, Early Filter 6 x 10: needs a GPU
-    python bench/edit_latency.py --full --judge local-vlm --vlm-folder Qwen2.5-VL-7B-Instruct   # VLM judge
-Run with the setup's Python (eval "$(scripts/setup.sh --env)"; "$ICEDIT_PYTHON" bench/edit_latency.py).
+    scripts/bench edit_latency --full --judge local-vlm --vlm-folder Qwen2.5-VL-7B-Instruct   # VLM judge
 
 Plain edit (workflows/icedit_basic.json): ICEditDiptych (diptych) -> ICEditPromptEncode (text_encode) ->
 ICEditFillConditioning (vae_encode) -> ICEditModelSamplingFlux (flux_shift) -> KSampler's common_ksampler, euler /
@@ -34,31 +33,27 @@ import contextlib
 import os
 import platform
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "headless"))
-import bootstrap  # noqa: E402
-from common import add_model_size_arguments, use_full_size, write_results  # noqa: E402  (bench/: this folder)
+from .common import add_model_size_arguments, use_full_size, write_results
 
-bootstrap.import_pack()
 
-import comfy.model_management  # noqa: E402
-import comfy.sd  # noqa: E402
-import comfy.supported_models_base  # noqa: E402
-import comfy.utils  # noqa: E402
-import folder_paths  # noqa: E402
-import nodes as comfy_nodes  # noqa: E402
-import torch  # noqa: E402
-from comfy.text_encoders.flux import FluxClipModel, FluxTokenizer  # noqa: E402
+import comfy.model_management
+import comfy.sd
+import comfy.supported_models_base
+import comfy.utils
+import folder_paths
+import nodes as comfy_nodes
+import torch
+from comfy.text_encoders.flux import FluxClipModel, FluxTokenizer
 
-from comfyui_icedit.headless import smoke_models  # noqa: E402
-from comfyui_icedit.icedit_core import early_filter as ef  # noqa: E402
-from comfyui_icedit.nodes.edit import (ICEditCrop, ICEditDiptych, ICEditFillConditioning,  # noqa: E402
+from ..devtools import smoke_models
+from ..icedit_core import early_filter as ef
+from ..nodes.edit import (ICEditCrop, ICEditDiptych, ICEditFillConditioning,
                                        ICEditModelSamplingFlux, ICEditPromptEncode)
-from comfyui_icedit.nodes.judge import ICEditJudgeHeuristic, ICEditVLMJudgeLocal  # noqa: E402
-from comfyui_icedit.nodes.sampler import ICEditEarlyFilterSampler  # noqa: E402
-from comfyui_icedit.nodes.smoke_test import ICEditSmokeTestCLIPLoader  # noqa: E402
+from ..nodes.judge import ICEditJudgeHeuristic, ICEditVLMJudgeLocal
+from ..nodes.sampler import ICEditEarlyFilterSampler
+from ..nodes.smoke_test import ICEditSmokeTestCLIPLoader
 
 INSTRUCTION = "make the sky a warm sunset"  # the shipped workflows' example
 SEED = 42

@@ -2,10 +2,9 @@
 a naive reference (every LoRA module unmerged as forward hooks, tokens looped per expert). One run, medians,
 ratios against the unpatched model measured in the same run. Not a test.
 
-    python bench/moe_step.py                 # small model on this machine's CPU
-    python bench/moe_step.py --full          # FLUX.1 Fill size (19 + 38 blocks, 3072 wide, random bf16
+    scripts/bench moe_step                 # small model on this machine's CPU
+    scripts/bench moe_step --full          # FLUX.1 Fill size (19 + 38 blocks, 3072 wide, random bf16
                                              # weights) at a 1024x512 diptych with 512 text tokens: needs a GPU
-Run with the setup's Python (eval "$(scripts/setup.sh --env)"; "$ICEDIT_PYTHON" bench/moe_step.py).
 """
 from __future__ import annotations
 
@@ -13,26 +12,22 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "headless"))
-import bootstrap  # noqa: E402
-from common import add_model_size_arguments, use_full_size, write_results  # noqa: E402  (bench/: this folder)
+from .common import add_model_size_arguments, use_full_size, write_results
 
-bootstrap.import_pack()
 
-import comfy.lora  # noqa: E402
-import comfy.model_management  # noqa: E402
-import folder_paths  # noqa: E402
-import safetensors.torch  # noqa: E402
-import torch  # noqa: E402
+import comfy.lora
+import comfy.model_management
+import folder_paths
+import safetensors.torch
+import torch
 
-from comfyui_icedit.headless import smoke_adapters, smoke_models  # noqa: E402
-from comfyui_icedit.icedit_core import adapter_file  # noqa: E402
-from comfyui_icedit.nodes.flux_hooks import flux_moe_module_path  # noqa: E402
-from comfyui_icedit.nodes.moe import ICEditMoELoRALoader  # noqa: E402
+from ..devtools import smoke_adapters, smoke_models
+from ..icedit_core import adapter_file
+from ..nodes.flux_hooks import flux_moe_module_path
+from ..nodes.moe import ICEditMoELoRALoader
 
 
 def parse_args():

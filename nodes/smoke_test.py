@@ -21,6 +21,7 @@ import torch
 from comfy.text_encoders.flux import FluxClipModel, FluxTokenizer
 from comfy_api.latest import io
 
+from ..icedit_core.model_files import SMOKE_NODES_ENV
 from .validation import ICEditNode
 
 # Metadata key of the generated file holding {"clip_l": <CLIP text config>, "t5xxl": <T5 config>}.
@@ -88,10 +89,9 @@ class ICEditSmokeTestCLIPLoader(ICEditNode):
         return io.NodeOutput(load_smoke_test_clip(path))
 
 
-# Only the runner and the tests ask for this node (a server started with the variable set); users never see it in
-# the node search. headless/model_files.py names the same variable for the runner.
-SMOKE_NODES_ENV = "ICEDIT_SMOKE_TEST_NODES"
 
 
 def registered_nodes() -> list:
+    # Only the runner and the tests ask for this node (a server started with the variable set); users never see
+    # it in the node search.
     return [ICEditSmokeTestCLIPLoader] if os.environ.get(SMOKE_NODES_ENV) == "1" else []

@@ -103,6 +103,10 @@ _setup_pack_link() {
     mkdir -p "$ICEDIT_REPO/.host/custom_nodes"
     _link "$ICEDIT_REPO" "$ICEDIT_REPO/.host/custom_nodes/comfyui-icedit"
     _link "$COMFYUI_PATH" "$ICEDIT_REPO/.host/ComfyUI"
+    # The import root: every module of the checkout is imported as comfyui_icedit.* (runner/paths.py). Relative,
+    # so that a moved checkout still imports itself.
+    mkdir -p "$ICEDIT_REPO/.host/python"
+    _link ../.. "$ICEDIT_REPO/.host/python/comfyui_icedit"
 }
 
 _lock_setup() {

@@ -9,14 +9,20 @@ import sys
 
 import pytest
 
-from icedit_testing import CACHE, REPO, bootstrap
+from icedit_testing import CACHE, REPO
 
-bootstrap.register_pack()  # icedit_core and the runner as comfyui_icedit.*, without the host
+if not os.path.isdir(os.path.join(REPO, ".host", "python", "comfyui_icedit")):
+    raise pytest.UsageError("no .host/python/comfyui_icedit link: run scripts/setup.sh (scripts/test does) first")
+
+from comfyui_icedit.runner import paths  # noqa: E402  (after the check above, for its clearer message)
+
+# Child Pythons (the runner's CLI, the benchmarks) import the checkout as the tests do.
+os.environ.update(PYTHONPATH=paths.python_env()["PYTHONPATH"])
 
 
 @pytest.fixture(scope="session")
 def smoke_models_dir() -> str:
-    from comfyui_icedit.headless.smoke_models import ensure_smoke_models
+    from comfyui_icedit.devtools.smoke_models import ensure_smoke_models
 
     return ensure_smoke_models(CACHE)
 
@@ -24,13 +30,13 @@ def smoke_models_dir() -> str:
 @pytest.fixture(scope="session")
 def comfy_server(smoke_models_dir, tmp_path_factory):
     """A real ComfyUI server (main.py, headless) with the pack and the smoke-test models."""
-    from comfyui_icedit.headless import comfy_host
-    from comfyui_icedit.headless.model_files import SMOKE_NODES_ENV
+    from comfyui_icedit.runner import comfy_host
+    from comfyui_icedit.icedit_core.model_files import SMOKE_NODES_ENV
 
     workdir = str(tmp_path_factory.mktemp("comfy-server"))
     yaml_path = comfy_host.write_extra_model_paths(os.path.join(workdir, "extra_model_paths.yaml"),
                                                    os.path.join(REPO, ".host", "custom_nodes"), [smoke_models_dir])
-    server = comfy_host.ComfyServer(comfyui_path=bootstrap.comfyui_path(), python=sys.executable,
+    server = comfy_host.ComfyServer(comfyui_path=paths.comfyui_path(), python=sys.executable,
                                     extra_model_paths=yaml_path, workdir=workdir, env={SMOKE_NODES_ENV: "1"})
     server.start()
     yield server
@@ -42,7 +48,7 @@ def smoke_files(smoke_models_dir) -> dict[str, str]:
     """The smoke-test model files, registered in folder_paths like ComfyUI's own model folders: role -> name."""
     import folder_paths
 
-    from comfyui_icedit.headless import smoke_models
+    from comfyui_icedit.devtools import smoke_models
 
     for kind, _ in smoke_models.SMOKE_FILES.values():
         folder_paths.add_model_folder_path(kind, os.path.join(smoke_models_dir, kind))
@@ -66,7 +72,7 @@ def vae(smoke_files):
 @pytest.fixture(scope="session")
 def tiny_flux_fill():
     """A tiny random-weight FLUX.1 Fill (ComfyUI's own classes) as a ModelPatcher, for in-process sampling."""
-    from comfyui_icedit.headless import smoke_models
+    from comfyui_icedit.devtools import smoke_models
 
     return smoke_models.build_flux_fill(smoke_models.TINY_FLUX_FILL, seed=0)
 
@@ -76,7 +82,7 @@ def metric_models(tmp_path_factory):
     """Tiny random-weight CLIP and DINO folders, registered under ComfyUI's models/metrics/."""
     import folder_paths
 
-    from comfyui_icedit.headless.smoke_models import save_tiny_clip, save_tiny_dino
+    from comfyui_icedit.devtools.smoke_models import save_tiny_clip, save_tiny_dino
 
     root = tmp_path_factory.mktemp("models") / "metrics"
     clip, dino = save_tiny_clip(str(root / "tiny-clip")), save_tiny_dino(str(root / "tiny-dino"))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_icedit.headless import items
+from comfyui_icedit.runner import items
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 

@@ -53,18 +53,65 @@ def test_icedit_core_never_imports_the_host(path):
     assert not imported_modules(path) & HOST_MODULES
 
 
-# The headless runner is a client of ComfyUI servers; only the smoke-model generator (and bootstrap, which sets
-# up its in-process ComfyUI) import ComfyUI.
-IN_PROCESS_FILES = ("bootstrap.py", "smoke_models.py", "make_smoke_models.py")
+RUNNER_FILES = sorted(name for name in os.listdir(os.path.join(REPO, "runner")) if name.endswith(".py"))
 
 
-HEADLESS_CLIENT_FILES = sorted(name for name in os.listdir(os.path.join(REPO, "headless"))
-                               if name.endswith(".py") and name not in IN_PROCESS_FILES)
+@pytest.mark.parametrize("name", RUNNER_FILES)
+def test_the_runner_never_imports_comfyui(name):
+    """The runner is a client of ComfyUI servers; what imports ComfyUI in-process lives in devtools/."""
+    assert not imported_modules(os.path.join(REPO, "runner", name)) & HOST_MODULES
 
 
-@pytest.mark.parametrize("name", HEADLESS_CLIENT_FILES)
-def test_the_headless_runner_never_imports_comfyui(name):
-    assert not imported_modules(os.path.join(REPO, "headless", name)) & HOST_MODULES
+# The checkout's rooms, as they would be imported with the checkout's folder on sys.path: a second name for a module
+# that is also comfyui_icedit.<room>.* (the pack's `nodes` is left out: that name is ComfyUI's nodes module).
+ROOMS = ("runner", "devtools", "bench", "icedit_core", "headless", "icedit_bootstrap", "bootstrap", "common")
+PACKAGE_ROOMS = ("runner", "devtools", "bench", "icedit_core", "nodes")
+
+
+def checkout_python_files():
+    for root, folders, files in os.walk(REPO):
+        folders[:] = [f for f in folders if not f.startswith(".") and f != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                yield os.path.relpath(os.path.join(root, name), REPO)
+
+
+@pytest.mark.parametrize("path", sorted(checkout_python_files()))
+def test_every_module_of_the_checkout_is_imported_by_one_name(path):
+    """Inside the package (the rooms and the root __init__), by relative imports, as ComfyUI loads the pack under its
+    folder's name; everywhere else as comfyui_icedit.* (runner/paths.py). Never by file path, never through a
+    sys.path edit (devtools/bootstrap.py alone puts ComfyUI first)."""
+    full = os.path.join(REPO, path)
+    with open(full, encoding="utf-8") as handle:
+        source = handle.read()
+    second_names = sorted(m for m in dotted_imports(full) if m.split(".")[0] in ROOMS)
+    assert not second_names, f"{path} imports {second_names}: import them as comfyui_icedit.<room>.<module>"
+    inside = path == "__init__.py" or path.split(os.sep)[0] in PACKAGE_ROOMS
+    if inside:
+        absolute = sorted(m for m in dotted_imports(full) if m.split(".")[0] == "comfyui_icedit")
+        assert not absolute, f"{path} imports {absolute}: inside the package, import relatively"
+    loads_by_path, edits_sys_path = _path_tricks(ast.parse(source, path))
+    assert not loads_by_path, f"{path} loads a module by file path (line {loads_by_path[0]})"
+    if path != os.path.join("devtools", "bootstrap.py"):
+        assert not edits_sys_path, f"{path} edits sys.path (line {edits_sys_path[0]})"
+
+
+def _path_tricks(tree) -> tuple[list[int], list[int]]:
+    """Lines that call importlib's spec_from_file_location, and lines that change sys.path."""
+    by_path, sys_path = [], []
+    is_sys_path = lambda node: (isinstance(node, ast.Attribute) and node.attr == "path"  # noqa: E731
+                                and isinstance(node.value, ast.Name) and node.value.id == "sys")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "spec_from_file_location":
+                by_path.append(node.lineno)
+            elif is_sys_path(node.func.value):
+                sys_path.append(node.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(is_sys_path(t.value if isinstance(t, ast.Subscript) else t) for t in targets):
+                sys_path.append(node.lineno)
+    return by_path, sys_path
 
 
 def test_every_listed_dependency_is_imported_by_the_pack():
@@ -103,7 +150,7 @@ def test_the_registry_archive_ships_what_runs_inside_comfyui_and_nothing_else(tm
     tops = {name.split("/")[0] for name in names}
     assert {"__init__.py", "nodes", "icedit_core", "web", "workflows", "docs", "pyproject.toml", "LICENSE",
             "requirements.txt"} <= tops, sorted(tops)
-    assert not tops & {"headless", "bench", "scripts", "tests", ".ci", "requirements-headless.txt",
+    assert not tops & {"runner", "devtools", "bench", "scripts", "tests", ".ci", "requirements-headless.txt",
                        "requirements-dev.txt"}, sorted(tops)
     assert "nodes/sampler.py" in names and "icedit_core/diptych.py" in names and "web/docs/ICEditCrop.md" in names
 

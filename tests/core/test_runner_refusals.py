@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_icedit.headless import comfy_host, engine, items, run_icedit, worker
+from comfyui_icedit.runner import comfy_host, engine, items, run_icedit, worker
 from icedit_testing import REPO
 
 LONGEST_PID = "4194304"  # Linux's largest pid_max: the longest `.partial-<pid>` a temp name can get
@@ -76,11 +76,11 @@ def plan(work, output):
 
 
 def runner(*args) -> list[str]:
-    return [sys.executable, "-u", "-m", "headless.run_icedit", *map(str, args)]
+    return [sys.executable, "-u", "-m", "comfyui_icedit.runner.run_icedit", *map(str, args)]
 
 
 def runner_env(temp=None) -> dict:
-    return {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **({"TMPDIR": str(temp)} if temp else {})}
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **({"TMPDIR": str(temp)} if temp else {})}
 
 
 def run_cli(*args, temp=None, timeout=120) -> subprocess.CompletedProcess:

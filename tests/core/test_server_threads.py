@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from comfyui_icedit.headless import engine
-from comfyui_icedit.headless.worker import EditWorker
+from comfyui_icedit.runner import engine
+from comfyui_icedit.runner.worker import EditWorker
 
 
 @pytest.fixture

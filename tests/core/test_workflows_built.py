@@ -1,4 +1,4 @@
-"""The shipped workflows are what headless/build_workflows.py writes, and carry what ComfyUI-Manager and the
+"""The shipped workflows are what devtools/build_workflows.py writes, and carry what ComfyUI-Manager and the
 frontend need."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from comfyui_icedit.headless import build_workflows
+from comfyui_icedit.devtools import build_workflows
 from icedit_testing import REPO
 
 UI_FIELDS = ("id", "type", "pos", "size", "flags", "order", "mode", "properties")
@@ -16,7 +16,7 @@ UI_FIELDS = ("id", "type", "pos", "size", "flags", "order", "mode", "properties"
 @pytest.mark.parametrize("variant", build_workflows.VARIANTS)
 def test_committed_workflow_is_the_built_one(variant):
     with open(os.path.join(REPO, "workflows", f"icedit_{variant}.json"), encoding="utf-8") as handle:
-        assert json.load(handle) == build_workflows.build(variant), "run: python -m headless.build_workflows"
+        assert json.load(handle) == build_workflows.build(variant), "run: python -m comfyui_icedit.devtools.build_workflows"
 
 
 @pytest.mark.parametrize("variant", build_workflows.VARIANTS)

@@ -7,7 +7,7 @@ import comfy.model_detection
 import torch
 from diffusers import FluxTransformer2DModel
 
-from comfyui_icedit.headless import smoke_models
+from comfyui_icedit.devtools import smoke_models
 
 
 def flux_pair(double_blocks=2, single_blocks=2, seed=11):

@@ -20,7 +20,7 @@ def upload(server, path) -> str:
 
 
 def run_main_job(*args, timeout=600):
-    """The README's main job as a user runs it (python -m headless.run_icedit, what scripts/icedit execs)."""
-    env = {**os.environ, "PYTHONPATH": REPO}
-    return subprocess.run([sys.executable, "-m", "headless.run_icedit", *map(str, args)], capture_output=True,
+    """The README's main job as a user runs it (python -m comfyui_icedit.runner.run_icedit, what scripts/icedit execs)."""
+    env = {**os.environ}
+    return subprocess.run([sys.executable, "-m", "comfyui_icedit.runner.run_icedit", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, env=env)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 
-from comfyui_icedit.headless.model_files import LOADER_INPUTS, REAL_MODELS, SMOKE_FILES, SMOKE_SETTINGS
-from comfyui_icedit.headless.prompt import SMOKE_CLIP_SWAP
+from comfyui_icedit.icedit_core.model_files import LOADER_INPUTS, REAL_MODELS, SMOKE_FILES, SMOKE_SETTINGS
+from comfyui_icedit.runner.prompt import SMOKE_CLIP_SWAP
 
 PACK_PROPERTIES = {"cnr_id": "comfyui-icedit"}
 

@@ -1,4 +1,4 @@
 """The pack tier: the real ComfyUI imported in this process (tiny random-weight models, no server)."""
-from icedit_testing import bootstrap
+from comfyui_icedit.devtools import bootstrap
 
 bootstrap.import_pack()

@@ -13,7 +13,7 @@ import pytest
 import torch
 from comfy_extras.nodes_easycache import EasyCacheNode, LazyCacheNode
 
-from comfyui_icedit.headless import smoke_adapters, smoke_models
+from comfyui_icedit.devtools import smoke_adapters, smoke_models
 from comfyui_icedit.icedit_core.adapter_file import parse_state_dict
 from comfyui_icedit.icedit_core.judge.heuristic import HeuristicJudge
 from comfyui_icedit.nodes.flux_hooks import WRAPPER_KEY, apply_adapter

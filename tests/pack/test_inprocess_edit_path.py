@@ -12,7 +12,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from comfyui_icedit.headless import smoke_adapters, smoke_models
+from comfyui_icedit.devtools import smoke_adapters, smoke_models
 from comfyui_icedit.icedit_core import diptych as dip
 from comfyui_icedit.nodes.edit import (ICEditCrop, ICEditDiptych, ICEditFillConditioning, ICEditModelSamplingFlux,
                                        ICEditPromptEncode)

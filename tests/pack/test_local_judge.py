@@ -6,7 +6,7 @@ import folder_paths
 import pytest
 import torch
 
-from comfyui_icedit.headless.smoke_models import save_tiny_qwen2_vl
+from comfyui_icedit.devtools.smoke_models import save_tiny_qwen2_vl
 from comfyui_icedit.icedit_core.judge.protocol import JudgeError
 from comfyui_icedit.icedit_core.judge.local_vlm import LocalVLMJudge
 from comfyui_icedit.nodes import judge as judge_nodes

@@ -15,7 +15,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from comfyui_icedit.headless import smoke_adapters, smoke_models
+from comfyui_icedit.devtools import smoke_adapters, smoke_models
 from comfyui_icedit.icedit_core import adapter_file
 from comfyui_icedit.icedit_core.moe import TokenRoutedLoRA, route
 from comfyui_icedit.nodes.flux_hooks import WRAPPER_KEY

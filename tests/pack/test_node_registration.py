@@ -16,7 +16,7 @@ def pack_nodes():
 
 
 def test_the_smoke_test_loader_is_registered_only_on_request(monkeypatch):
-    from comfyui_icedit.headless.model_files import SMOKE_NODES_ENV
+    from comfyui_icedit.icedit_core.model_files import SMOKE_NODES_ENV
     from comfyui_icedit.nodes import smoke_test
 
     assert SMOKE_NODES_ENV == smoke_test.SMOKE_NODES_ENV  # the runner and the pack name the same variable

@@ -7,7 +7,7 @@ import folder_paths
 import pytest
 import torch
 
-from comfyui_icedit.headless.smoke_models import save_tiny_clipseg
+from comfyui_icedit.devtools.smoke_models import save_tiny_clipseg
 from comfyui_icedit.icedit_core import text_mask as tm
 from comfyui_icedit.nodes.text_mask import ICEditTextMask
 

@@ -1,5 +1,5 @@
 """The system tier: real ComfyUI servers, Ray and Chromium. ComfyUI is imported here too, for the fixtures that
 build smoke-test models in-process."""
-from icedit_testing import bootstrap
+from comfyui_icedit.devtools import bootstrap
 
 bootstrap.import_pack()

@@ -1,7 +1,7 @@
 """The batch engine end to end: a 6-item manifest in its three forms, edited by one server in sequence, by two
 Ray workers on a local Ray instance, and by two running servers (--servers), must give the same bytes; the
 ledger has one ok line per item; a re-run edits nothing; a worker's ComfyUI killed mid-run and an interrupted
-run lose and duplicate nothing. Real ComfyUI servers, real Ray, smoke-test models, `python -m headless.run_icedit`
+run lose and duplicate nothing. Real ComfyUI servers, real Ray, smoke-test models, `python -m comfyui_icedit.runner.run_icedit`
 as a user runs it."""
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import psutil
 import pytest
 from PIL import Image
 
-from comfyui_icedit.headless import comfy_host
-from comfyui_icedit.headless.model_files import SMOKE_NODES_ENV
+from comfyui_icedit.runner import comfy_host
+from comfyui_icedit.icedit_core.model_files import SMOKE_NODES_ENV
 from icedit_testing import REPO
 
 COUNT = 6  # enough for two workers to share a run and for an interruption to fall in its middle
@@ -35,15 +35,15 @@ SAME_THREADS_AS_THE_REFERENCE = {"OMP_NUM_THREADS": str(len(os.sched_getaffinity
 
 
 def run_cli(*args, timeout=900, env=None):
-    return subprocess.run([sys.executable, "-m", "headless.run_icedit", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "comfyui_icedit.runner.run_icedit", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": REPO, **SAME_THREADS_AS_THE_REFERENCE, **(env or {})})
+                          env={**os.environ, **SAME_THREADS_AS_THE_REFERENCE, **(env or {})})
 
 
 def start_cli(*args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "headless.run_icedit", *map(str, args)], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "comfyui_icedit.runner.run_icedit", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1",
+                            env={**os.environ, "PYTHONUNBUFFERED": "1",
                                  **SAME_THREADS_AS_THE_REFERENCE, **(env or {})})
 
 

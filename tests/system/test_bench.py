@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from icedit_testing import REPO
 
 
 
 def test_moe_step_benchmark_runs_and_reports_every_variant(tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "moe_step.py"), "--hidden", "128",
+    result = subprocess.run([sys.executable, "-m", "comfyui_icedit.bench.moe_step", "--hidden", "128",
                              "--heads", "2", "--double", "1", "--single", "1", "--height", "32", "--width", "64",
                              "--text-tokens", "8", "--rank", "4", "--repeats", "2", "--warmup", "0",
                              "--out", str(out)], capture_output=True, text=True, timeout=600)
@@ -25,7 +23,7 @@ def test_moe_step_benchmark_runs_and_reports_every_variant(tmp_path):
 
 def test_early_filter_benchmark_counts_the_model_evaluations(tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "early_filter.py"), "--hidden", "128",
+    result = subprocess.run([sys.executable, "-m", "comfyui_icedit.bench.early_filter", "--hidden", "128",
                              "--heads", "2", "--double", "1", "--single", "1", "--panel-width", "32",
                              "--candidates", "2", "--early-steps", "1", "--steps", "3", "--out", str(out)],
                             capture_output=True, text=True, timeout=600)
@@ -36,7 +34,7 @@ def test_early_filter_benchmark_counts_the_model_evaluations(tmp_path):
 
 def test_batch_scale_benchmark_measures_one_and_two_workers(tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "batch_scale.py"), "--items", "2",
+    result = subprocess.run([sys.executable, "-m", "comfyui_icedit.bench.batch_scale", "--items", "2",
                              "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads(out.read_text())
@@ -53,7 +51,7 @@ def test_batch_scale_benchmark_measures_one_and_two_workers(tmp_path):
 def test_edit_latency_benchmark_times_every_phase_of_both_edits(tmp_path):
     out = tmp_path / "bench.json"
     candidates, early_steps, steps = 2, 1, 3
-    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "edit_latency.py"), "--hidden", "128",
+    result = subprocess.run([sys.executable, "-m", "comfyui_icedit.bench.edit_latency", "--hidden", "128",
                              "--heads", "2", "--double", "1", "--single", "1", "--panel-width", "32",
                              "--candidates", str(candidates), "--early-steps", str(early_steps), "--steps", str(steps),
                              "--repeats", "1", "--warmup", "0", "--out", str(out)],

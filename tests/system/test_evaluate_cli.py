@@ -1,4 +1,4 @@
-"""The evaluation CLI (`python -m headless.evaluate`) on a generated three-sample MagicBrush-layout dataset through
+"""The evaluation CLI (`python -m comfyui_icedit.runner.evaluate`) on a generated three-sample MagicBrush-layout dataset through
 the real server, scored with the tiny CLIP and DINO of the metric_models fixture."""
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import sys
 
 from PIL import Image
 
-from comfyui_icedit.headless import evaluate
-from icedit_testing import REPO
+from comfyui_icedit.runner import evaluate
 
 
 
@@ -37,10 +36,10 @@ def make_dataset(root, count=3):
 def test_the_evaluation_cli_runs_a_dataset_through_the_server(comfy_server, metric_models, tmp_path):
     make_dataset(tmp_path / "magicbrush")
     out = tmp_path / "eval"
-    command = [sys.executable, "-m", "headless.evaluate", str(tmp_path / "magicbrush"), "--server", comfy_server.url,
+    command = [sys.executable, "-m", "comfyui_icedit.runner.evaluate", str(tmp_path / "magicbrush"), "--server", comfy_server.url,
                "--smoke-test", "--clip", metric_models[0], "--dino", metric_models[1], "--output", str(out),
                "--steps", "2"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": REPO})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**os.environ})
     assert result.returncode == 0, result.stdout + result.stderr
     with open(out / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -57,7 +56,7 @@ def test_the_evaluation_cli_runs_a_dataset_through_the_server(comfy_server, metr
         assert edited.size == (64, 96)
     assert evaluate.read_image(str(tmp_path / "magicbrush" / "images" / "100" / "100-input.png")).size == (64, 96)
     # The same command again edits nothing (the ledger says all three are done) and scores the same edits.
-    again = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": REPO})
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**os.environ})
     assert again.returncode == 0, again.stdout + again.stderr
     assert "3 of 3 items are already done" in again.stdout and "nothing to edit" in again.stdout
     with open(out / "metrics.csv", newline="") as handle:

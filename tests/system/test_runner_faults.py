@@ -1,5 +1,5 @@
 """Faults users met with the old runner, replayed against the new one: real runner processes
-(python -m headless.run_icedit), a real ComfyUI server, real signals. Nothing is mocked.
+(python -m comfyui_icedit.runner.run_icedit), a real ComfyUI server, real signals. Nothing is mocked.
 
 Each test names the fault it guards against. Timings are generous (the smoke-test models sample slowly on a
 busy CPU), but every wait is bounded."""
@@ -17,7 +17,7 @@ import time
 
 import psutil
 import pytest
-from comfyui_icedit.headless import prompt as prompts
+from comfyui_icedit.runner import prompt as prompts
 from PIL import Image
 from icedit_testing import REPO
 
@@ -26,11 +26,11 @@ RUN_TIMEOUT = 600  # one whole runner process, at most (a busy 2-core machine sa
 
 # -- helpers ------------------------------------------------------------------------------------------------------
 def runner_env(**extra) -> dict:
-    return {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **extra}
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
 
 
 def runner_command(*args) -> list[str]:
-    return [sys.executable, "-u", "-m", "headless.run_icedit", *map(str, args)]
+    return [sys.executable, "-u", "-m", "comfyui_icedit.runner.run_icedit", *map(str, args)]
 
 
 def run_cli(*args, timeout=RUN_TIMEOUT, env=None, cwd=None) -> subprocess.CompletedProcess:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from comfyui_icedit.headless import engine, items
+from comfyui_icedit.runner import engine, items
 from PIL import Image
 
 

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from comfyui_icedit.headless import comfy_host, prompt as prompts
-from comfyui_icedit.headless.model_files import REAL_MODELS
+from comfyui_icedit.runner import comfy_host, prompt as prompts
+from comfyui_icedit.icedit_core.model_files import REAL_MODELS
 from icedit_testing import REPO, video_clips
 from icedit_testing.server_runs import load_workflow, run_main_job, upload
 from icedit_testing.ui_smoke import smoke_ui_workflow

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from comfyui_icedit.headless import prompt as prompts
+from comfyui_icedit.runner import prompt as prompts
 from icedit_testing.server_runs import load_workflow, run_main_job, upload
 
 from icedit_testing import video_clips

@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     # The metrics need only torch and transformers: the pack's pure icedit_core, beside this package.
-    from icedit_core import metrics
+    from ..icedit_core import metrics
 
     clip = metrics.ClipScorer(args.clip) if args.clip else None
     dino = metrics.DinoScorer(args.dino) if args.dino else None

@@ -11,7 +11,7 @@ import copy
 import json
 import os
 
-from .model_files import LOADER_INPUTS, REAL_MODELS, SMOKE_FILES, SMOKE_SETTINGS
+from ..icedit_core.model_files import LOADER_INPUTS, REAL_MODELS, SMOKE_FILES, SMOKE_SETTINGS
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOW_DIR = os.path.join(PACK_ROOT, "workflows")

@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 
-from . import bootstrap, comfy_host, engine, items as itemlib, prompt as prompts, video
+from . import comfy_host, engine, items as itemlib, paths, prompt as prompts, video
 from .comfy_host import ComfyError
 
 EXIT_INTERRUPTED = 130
@@ -55,14 +55,14 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--batch", metavar="FILE", help="a JSONL or CSV manifest (columns image, instruction, and "
                       "optionally id, seed, workflow, steps; paths relative to the manifest), or a folder of images "
                       "with an instruction in NAME.txt beside each")
-    what.add_argument("--output", default=os.path.join(bootstrap.PACK_ROOT, "output"),
+    what.add_argument("--output", default=os.path.join(paths.PACK_ROOT, "output"),
                       help="where the edits and the ledger results.jsonl go (default: output/)")
     add_run_options(p)
     return p
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options of how and where items are edited, shared with headless.evaluate."""
+    """The options of how and where items are edited, shared with runner/evaluate.py."""
     how = p.add_argument_group("how")
     how.add_argument("--workflow", choices=sorted(prompts.WORKFLOWS), default="basic",
                      help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA; early_filter: MoE-LoRA + Early "
@@ -115,7 +115,7 @@ def config_from(args, p: argparse.ArgumentParser, output: str) -> engine.RunConf
                             models_dir=args.models_dir and os.path.abspath(args.models_dir),
                             servers=servers, workers=args.workers, ray_address=args.ray_address,
                             retries=args.retries, item_timeout=float(args.item_timeout), smoke_test=args.smoke_test,
-                            cache=args.cache, comfyui_path=None if servers else bootstrap.comfyui_path(),
+                            cache=args.cache, comfyui_path=None if servers else paths.comfyui_path(),
                             quiet=args.quiet)
 
 

@@ -208,7 +208,7 @@ def _is_safe_id(item_id: str) -> bool:
 # -- images -----------------------------------------------------------------------------------------------------
 def upload_bytes(path: str) -> tuple[bytes, str]:
     """The bytes to upload for an image or video file, and their extension, after checking the file: a video
-    must hold a frame that decodes (headless/video.py); an image must be a whole, single-frame image. Files
+    must hold a frame that decodes (runner/video.py); an image must be a whole, single-frame image. Files
     ComfyUI's LoadImage reads as they are go unchanged (it applies the EXIF orientation itself); 16-bit and other
     high-depth images, which LoadImage would turn white, are converted to 8-bit PNG here (orientation applied).
     Raises ItemError naming the file."""

@@ -19,12 +19,11 @@ import sys
 import tempfile
 import time
 
-from . import items as itemlib, prompt as prompts, video
+from . import items as itemlib, paths, prompt as prompts, video
 from .progress import Progress
 from .comfy_host import ComfyServer
 from .worker import EditWorker
 
-HEADLESS_DIR = os.path.dirname(os.path.abspath(__file__))
 SMOKE_NOTICE = ("SMOKE TEST: the real ICEdit weights were not found, so this run uses small random-weight "
                 "models. The images it writes are noise, not edits; they show that the whole path runs.")
 SMOKE_DEFAULTS = {"steps": 4, "panel_width": 64, "candidates": 3, "early_steps": 2}
@@ -266,25 +265,36 @@ def _worker_setup(config: RunConfig, workflows: dict, smoke: bool, count: int, l
     setup = {"workflows": workflows, "smoke": smoke, "omp_num_threads": threads}
     if config.servers:
         return setup
-    from . import bootstrap
-
     smoke_dir = ensure_smoke_models(sys.executable, config.cache, log) if smoke else None
-    setup.update(comfyui_path=config.comfyui_path or bootstrap.comfyui_path(), python=sys.executable,
-                 custom_nodes=os.path.join(bootstrap.PACK_ROOT, ".host", "custom_nodes"),
+    setup.update(comfyui_path=config.comfyui_path or paths.comfyui_path(), python=sys.executable,
+                 custom_nodes=os.path.join(paths.PACK_ROOT, ".host", "custom_nodes"),
                  model_dirs=[d for d in (config.models_dir, smoke_dir) if d])
     return setup
 
 
 def ensure_smoke_models(python: str, cache: str, log=print) -> str:
     """The smoke-test model folder, generated once in a separate process (it imports ComfyUI)."""
-    result = subprocess.run([python, "-m", "headless.make_smoke_models", "--cache", cache],
-                            cwd=os.path.dirname(HEADLESS_DIR), capture_output=True, text=True)
+    result = subprocess.run([python, "-m", "comfyui_icedit.devtools.make_smoke_models", "--cache", cache],
+                            env=paths.python_env(), capture_output=True, text=True)
     if result.returncode != 0:
         raise RunError(f"generating the smoke-test models failed:\n{result.stderr[-3000:]}")
     for line in result.stderr.splitlines():  # its own messages, not ComfyUI's import-time warnings
         if line.startswith("generating"):
             log(line)
     return result.stdout.strip().splitlines()[-1]
+
+
+def _ray_package(folder: str) -> str:
+    """What a Ray worker imports, under the name the driver uses (`comfyui_icedit.runner`): the package's
+    `__init__.py`, the runner and the core it reads, copied into `folder`. Not the checkout: that also holds the
+    ComfyUI copy, the tests and git."""
+    package = os.path.join(folder, paths.PACKAGE)
+    os.makedirs(package)
+    shutil.copy(os.path.join(paths.PACK_ROOT, "__init__.py"), package)
+    ignore = shutil.ignore_patterns("__pycache__")
+    for room in ("runner", "icedit_core"):
+        shutil.copytree(os.path.join(paths.PACK_ROOT, room), os.path.join(package, room), ignore=ignore)
+    return package
 
 
 # -- dispatching ------------------------------------------------------------------------------------------------
@@ -495,11 +505,11 @@ class RayBackend:
                 os.environ.setdefault(name, value)
         import ray
 
-        runtime_env = {"py_modules": [HEADLESS_DIR], "env_vars": {"PYTHONUNBUFFERED": "1"}}
+        self.temp_dir = tempfile.mkdtemp(prefix="icedit-ray-", dir="/tmp")
+        runtime_env = {"py_modules": [_ray_package(self.temp_dir)], "env_vars": {"PYTHONUNBUFFERED": "1"}}
         if self.config.ray_address:
             ray.init(address=self.config.ray_address, runtime_env=runtime_env, log_to_driver=False)
         else:
-            self.temp_dir = tempfile.mkdtemp(prefix="icedit-ray-", dir="/tmp")
             # address="local": always a new instance of our own, never a cluster that `ray start` left running
             # on this machine (which a bare ray.init() would join).
             ray.init(address="local", num_cpus=max(len(self.setups), os.cpu_count() or 1), include_dashboard=False,

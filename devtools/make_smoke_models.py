@@ -1,12 +1,13 @@
 """Print the path of the smoke-test model folder, generating it first if needed.
 
-Run with the setup's Python from the pack's folder: `python -m headless.make_smoke_models [--cache DIR]`.
+`python -m comfyui_icedit.devtools.make_smoke_models [--cache DIR]` (the runner starts it in a process of its
+own, with runner/paths.py's environment, because it imports ComfyUI).
 """
 import argparse
 import os
 import sys
 
-from . import bootstrap  # stdlib only; puts ComfyUI first on sys.path
+from . import bootstrap
 
 
 def main() -> None:
@@ -15,7 +16,7 @@ def main() -> None:
                                                           os.path.expanduser("~/.cache/icedit-comfyui")))
     args = parser.parse_args()
     bootstrap.import_pack()
-    from comfyui_icedit.headless.smoke_models import ensure_smoke_models
+    from .smoke_models import ensure_smoke_models
 
     print(ensure_smoke_models(args.cache, log=lambda msg: print(msg, file=sys.stderr)))
 

@@ -10,7 +10,7 @@ import sys
 import time
 
 from . import comfy_host, prompt as prompts
-from .model_files import SMOKE_NODES_ENV
+from ..icedit_core.model_files import SMOKE_NODES_ENV
 from .prompt import SMOKE_CLIP_SWAP
 
 PACK_NODE = "ICEditDiptych"  # present when the pack loaded on that server

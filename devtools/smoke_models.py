@@ -2,7 +2,7 @@
 
 They stand in for the real weights (which cannot be downloaded here) in the smoke run and the tests. What they
 produce is noise; what they prove is that every file loads through ComfyUI's real loaders and runs through its
-real executor. Imports ComfyUI: run under headless.bootstrap.
+real executor. Imports ComfyUI: run under devtools/bootstrap.py.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch
 
 from ..nodes.smoke_test import SMOKE_TEST_CONFIG_KEY, SmokeTestFluxTextEncoders
 from . import smoke_adapters
-from .model_files import SMOKE_FILES
+from ..icedit_core.model_files import SMOKE_FILES
 
 # Text encoders: the real tokenizers, tiny bodies. The Flux model below reads T5's d_model as its context
 # width and CLIP's hidden size as its pooled-vector width.
@@ -241,7 +241,7 @@ def _generator_fingerprint() -> str:
     """Changes whenever the code that makes the files changes, so cached files are never stale."""
     digest = hashlib.sha256()
     here = os.path.dirname(os.path.abspath(__file__))
-    for path in (os.path.join(here, "smoke_models.py"), os.path.join(here, "model_files.py"),
+    for path in (os.path.join(here, "smoke_models.py"), os.path.join(here, "..", "icedit_core", "model_files.py"),
                  os.path.join(here, "smoke_adapters.py"), os.path.join(here, "..", "icedit_core", "adapter_file.py"),
                  os.path.join(here, "..", "nodes", "smoke_test.py")):
         with open(path, "rb") as handle:

@@ -2,7 +2,7 @@
 variants stay consistent. Each workflow is a node table and a link list: ICEDIT is the common ICEdit path (the basic
 variant), the other ICEdit variants are overlays on it (nodes replaced, inserted, edited or removed; links rerouted
 or added), MULTITURN is a graph of its own. Every node type's sockets are in SOCKETS; the Read me lists the model
-files the graph's loaders name. `python -m headless.build_workflows` rewrites them all;
+files the graph's loaders name. `python -m comfyui_icedit.devtools.build_workflows` rewrites them all;
 tests/test_workflows_built.py checks that the committed files are what this script writes. Stdlib only.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import json
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ..icedit_core.prompts import RELEASED_TEMPLATE
+from ..runner.paths import PACK_ROOT as ROOT
 
 
 def _pack_version() -> str:
@@ -26,17 +26,8 @@ def _pack_version() -> str:
     raise RuntimeError("no version in pyproject.toml")
 
 
-def _released_template() -> str:
-    # Loaded by path: importing the package would pull in ComfyUI.
-    spec = importlib.util.spec_from_file_location("icedit_prompts", os.path.join(ROOT, "icedit_core", "prompts.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.RELEASED_TEMPLATE
-
-
 PACK = {"cnr_id": "comfyui-icedit", "ver": _pack_version()}
 CORE = {"cnr_id": "comfy-core", "ver": "0.3.75"}
-RELEASED_TEMPLATE = _released_template()
 
 COND, LAYOUT = "CONDITIONING", "ICEDIT_LAYOUT"  # the socket types the table below repeats most
 SOCKETS = {  # node type: ({input name: socket type}, {output name: socket type}), in slot order

@@ -101,7 +101,7 @@ def read_frames(path: str):
 
 def flicker_of_files(source: str, edited: str):
     """icedit_core.flicker.FlickerReport of two clip files."""
-    from icedit_core import flicker
+    from ..icedit_core import flicker
 
     source_frames, edited_frames = read_frames(source), read_frames(edited)
     try:

@@ -1,1 +1,0 @@
-"""Headless tooling around the pack: the ComfyUI host, the smoke-test models, the command-line runner."""
