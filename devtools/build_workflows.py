@@ -1,21 +1,31 @@
 """Writes the shipped workflows (workflows/icedit_<variant>.json, ComfyUI frontend UI format) from data, so that the
 variants stay consistent. Each workflow is a node table and a link list: ICEDIT is the common ICEdit path (the basic
 variant), the other ICEdit variants are overlays on it (nodes replaced, inserted, edited or removed; links rerouted
-or added), MULTITURN is a graph of its own. Every node type's sockets are in SOCKETS; the Read me lists the model
-files the graph's loaders name. `python -m comfyui_icedit.devtools.build_workflows` rewrites them all;
-tests/test_workflows_built.py checks that the committed files are what this script writes. Stdlib only.
+or added), MULTITURN is a graph of its own. Every node's sockets come from ComfyUI's description of its type
+(devtools/node_info.py: the pack's V3 schemas, imported with ComfyUI in this process, and a pinned snapshot of the
+core nodes' /object_info); the Read me lists the model files the graph's loaders name, from
+icedit_core/model_files.py, which also writes README.md's model table.
+
+    python -m comfyui_icedit.devtools.build_workflows [VARIANT ...]   # rewrites the workflows (default: all)
+    python -m comfyui_icedit.devtools.build_workflows --readme        # rewrites README.md's model table
+    python -m comfyui_icedit.devtools.build_workflows --refresh-core-nodes  # the core snapshot, from a server
+
+tests/pack/test_workflows_built.py checks that the committed files are what this script writes.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import json
 import os
 import sys
 
+from ..icedit_core import model_files
 from ..icedit_core.prompts import RELEASED_TEMPLATE
 from ..runner.paths import PACK_ROOT as ROOT
+from . import node_info
 
 
 def _pack_version() -> str:
@@ -27,97 +37,15 @@ def _pack_version() -> str:
 
 
 PACK = {"cnr_id": "comfyui-icedit", "ver": _pack_version()}
-CORE = {"cnr_id": "comfy-core", "ver": "0.3.75"}
 
-COND, LAYOUT = "CONDITIONING", "ICEDIT_LAYOUT"  # the socket types the table below repeats most
-SOCKETS = {  # node type: ({input name: socket type}, {output name: socket type}), in slot order
-    "LoadImage": ({}, {"IMAGE": "IMAGE", "MASK": "MASK"}),
-    "UNETLoader": ({}, {"MODEL": "MODEL"}),
-    "DualCLIPLoader": ({}, {"CLIP": "CLIP"}),
-    "VAELoader": ({}, {"VAE": "VAE"}),
-    "LoraLoaderModelOnly": ({"model": "MODEL"}, {"MODEL": "MODEL"}),
-    "KSampler": (
-        {"model": "MODEL", "positive": COND, "negative": COND, "latent_image": "LATENT"},
-        {"LATENT": "LATENT"},
-    ),
-    "VAEDecode": ({"samples": "LATENT", "vae": "VAE"}, {"IMAGE": "IMAGE"}),
-    "SaveImage": ({"images": "IMAGE"}, {}),
-    "PreviewImage": ({"images": "IMAGE"}, {}),
-    "PreviewAny": ({"source": "*"}, {}),
-    "MarkdownNote": ({}, {}),
-    "ControlNetLoader": ({}, {"CONTROL_NET": "CONTROL_NET"}),
-    "Canny": ({"image": "IMAGE"}, {"IMAGE": "IMAGE"}),
-    "ControlNetApplyAdvanced": (
-        {"positive": COND, "negative": COND, "control_net": "CONTROL_NET", "image": "IMAGE", "vae": "VAE"},
-        {"positive": COND, "negative": COND},
-    ),
-    "UpscaleModelLoader": ({}, {"UPSCALE_MODEL": "UPSCALE_MODEL"}),
-    "ImageUpscaleWithModel": ({"upscale_model": "UPSCALE_MODEL", "image": "IMAGE"}, {"IMAGE": "IMAGE"}),
-    "ICEditDiptych": ({"image": "IMAGE"}, {"diptych": "IMAGE", "mask": "MASK", "layout": LAYOUT}),
-    "ICEditMoELoRALoader": ({"model": "MODEL"}, {"MODEL": "MODEL", "report": "STRING"}),
-    "ICEditModelSamplingFlux": ({"model": "MODEL", "layout": LAYOUT}, {"MODEL": "MODEL"}),
-    "ICEditPromptEncode": (
-        {"clip": "CLIP"},
-        {"positive": COND, "negative": COND, "prompt": "STRING", "instruction": "STRING"},
-    ),
-    "ICEditFillConditioning": (
-        {"positive": COND, "negative": COND, "vae": "VAE", "diptych": "IMAGE", "mask": "MASK"},
-        {"positive": COND, "negative": COND, "latent": "LATENT"},
-    ),
-    "ICEditEarlyFilterSampler": (
-        {"model": "MODEL", "positive": COND, "negative": COND, "latent": "LATENT", "vae": "VAE",
-         "judge": "ICEDIT_JUDGE", "layout": LAYOUT, "instruction": "STRING"},
-        {"latent": "LATENT", "previews": "IMAGE", "winner_seed": "INT", "report": "STRING"},
-    ),
-    "ICEditVLMJudgeLocal": ({}, {"judge": "ICEDIT_JUDGE"}),
-    "ICEditCrop": ({"image": "IMAGE", "layout": LAYOUT}, {"edited": "IMAGE", "comparison": "IMAGE"}),
-    "ICEditApplyLayout": ({"layout": LAYOUT, "image": "IMAGE", "mask": "MASK"}, {"image": "IMAGE", "mask": "MASK"}),
-    "EasyCache": ({"model": "MODEL"}, {"MODEL": "MODEL"}),
-    "ICEditPlanInstructions": ({"judge": "ICEDIT_JUDGE", "image": "IMAGE"},
-                               {"plan": "STRING", "steps": "INT", "note": "STRING"}),
-    "ICEditTextMask": ({"image": "IMAGE"}, {"mask": "MASK"}),
-    "ICEditRegionCrop": ({"image": "IMAGE", "mask": "MASK"}, {"window": "IMAGE", "region": "ICEDIT_REGION"}),
-    "ICEditRegionStitch": ({"edited": "IMAGE", "region": "ICEDIT_REGION"}, {"image": "IMAGE"}),
-    "ICEditMultiTurn": (
-        {"model": "MODEL", "clip": "CLIP", "vae": "VAE", "image": "IMAGE", "judge": "ICEDIT_JUDGE"},
-        {"final": "IMAGE", "turns": "IMAGE", "log": "STRING"},
-    ),
-    "LoadVideo": ({}, {"VIDEO": "VIDEO"}),
-    "GetVideoComponents": ({"video": "VIDEO"}, {"images": "IMAGE", "audio": "AUDIO", "fps": "FLOAT"}),
-    "CreateVideo": ({"images": "IMAGE", "audio": "AUDIO"}, {"VIDEO": "VIDEO"}),
-    "SaveVideo": ({"video": "VIDEO"}, {}),
-    "BasicGuider": ({"model": "MODEL", "conditioning": COND}, {"GUIDER": "GUIDER"}),
-    "KSamplerSelect": ({}, {"SAMPLER": "SAMPLER"}),
-    "BasicScheduler": ({"model": "MODEL"}, {"SIGMAS": "SIGMAS"}),
-    "ICEditVideoNoise": ({"layout": LAYOUT}, {"NOISE": "NOISE"}),
-    "ICEditVideoSampler": (
-        {"noise": "NOISE", "guider": "GUIDER", "sampler": "SAMPLER", "sigmas": "SIGMAS", "latent_image": "LATENT"},
-        {"output": "LATENT"},
-    ),
-    "ICEditVideoConsistency": (
-        {"source": "IMAGE", "edited": "IMAGE"},
-        {"flicker": "FLOAT", "source_flicker": "FLOAT", "ratio": "FLOAT", "report": "STRING"},
-    ),
-}
 
-MODEL_FILES = {  # a file a loader widget names: its Read me line (where it goes, where it comes from), in note order
-    "flux1-fill-dev.safetensors": "`diffusion_models/flux1-fill-dev.safetensors` — black-forest-labs/FLUX.1-Fill-dev",
-    "clip_l.safetensors": "`text_encoders/clip_l.safetensors`, `text_encoders/t5xxl_fp16.safetensors`"
-    " — comfyanonymous/flux_text_encoders",
-    "ae.safetensors": "`vae/ae.safetensors` — black-forest-labs/FLUX.1-Fill-dev (or FLUX.1-dev)",
-    "ICEdit-normal-lora/pytorch_lora_weights.safetensors": "`loras/ICEdit-normal-lora/pytorch_lora_weights.safetensors`"
-    " — RiverZ/normal-lora",
-    "ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors": "`loras/ICEdit-MoE-LoRA/pytorch_lora_weights.safetensors`"
-    " — sanaka87/ICEdit-MoE-LoRA",
-    "Qwen2.5-VL-7B-Instruct": "`vlm/Qwen2.5-VL-7B-Instruct/` — the whole Hugging Face folder"
-    " Qwen/Qwen2.5-VL-7B-Instruct (the paper judged with the 72B; any image-text-to-text model folder works)",
-    "flux-canny-controlnet-v3.safetensors": "`controlnet/flux-canny-controlnet-v3.safetensors`"
-    " — XLabs-AI/flux-controlnet-canny-v3",
-    "RealESRGAN_x4plus.pth": "`upscale_models/RealESRGAN_x4plus.pth` — xinntao/Real-ESRGAN releases",
-    "clipseg-rd64-refined": "`clipseg/clipseg-rd64-refined/` — the whole Hugging Face folder CIDAS/clipseg-rd64-refined",
-    "FLUX.1-Turbo-Alpha.safetensors": "`loras/FLUX.1-Turbo-Alpha.safetensors` — alimama-creative/FLUX.1-Turbo-Alpha"
-    " (its diffusion_pytorch_model.safetensors, renamed)",
-}
+def registry_ids(node_type: str) -> dict:
+    """The node's cnr_id and ver, by which ComfyUI-Manager resolves it to this pack or to ComfyUI's core."""
+    if node_type in node_info.pack_object_info():
+        return PACK
+    return {"cnr_id": "comfy-core", "ver": node_info.core_snapshot()["comfyui_version"]}
+
+
 MODEL_FILES_SECTION = "Model files (ComfyUI/models/...):\n{model_files}"
 
 
@@ -446,7 +374,7 @@ class Graph:
         self.nodes, self.links = [], []
 
     def add(self, node: Node) -> None:
-        inputs, outputs = SOCKETS[node.type]
+        inputs, outputs = node_info.node_sockets(node.type)
         ui_node = {
             "id": node.id,
             "type": node.type,
@@ -455,9 +383,9 @@ class Graph:
             "flags": {},
             "order": len(self.nodes),
             "mode": 0,
-            "inputs": [{"name": name, "type": kind, "link": None} for name, kind in inputs.items()],
-            "outputs": [{"name": name, "type": kind, "links": []} for name, kind in outputs.items()],
-            "properties": {"Node name for S&R": node.type, **(PACK if node.type.startswith("ICEdit") else CORE)},
+            "inputs": [{"name": name, "type": kind, "link": None} for name, kind in inputs],
+            "outputs": [{"name": name, "type": kind, "links": []} for name, kind in outputs],
+            "properties": {"Node name for S&R": node.type, **registry_ids(node.type)},
             "widgets_values": list(node.widgets),
         }
         if node.title:
@@ -510,8 +438,41 @@ def apply(workflow: Workflow, overlay: Overlay) -> Workflow:
 def readme_text(workflow: Workflow) -> str:
     """The Read me, listing the model files the graph's widgets name, so it never misses or invents one."""
     named = {value for node in workflow.nodes for value in node.widgets}
-    model_files = "".join(f"- {line}\n" for file, line in MODEL_FILES.items() if file in named)
-    return workflow.readme.format(about=workflow.about, model_files=model_files)
+    lines = "".join(f"- {model_files.note_line(model)}\n" for model in model_files.MODEL_FILES
+                    if named.intersection(model.names))
+    return workflow.readme.format(about=workflow.about, model_files=lines)
+
+
+# Which node type's input carries each setting a batch run may set: the one place this is said. The builder
+# writes, per workflow, the nodes that carry each one into extra.icedit.inputs; the runner reads only that.
+SETTABLE_INPUTS = {
+    "image": (("LoadImage", "image"),),
+    "video": (("LoadVideo", "file"),),
+    "instruction": (("ICEditPromptEncode", "instruction"), ("ICEditMultiTurn", "instructions"),
+                    ("ICEditPlanInstructions", "instruction")),
+    "seed": (("KSampler", "seed"), ("ICEditEarlyFilterSampler", "seed"), ("ICEditMultiTurn", "seed"),
+             ("ICEditVideoNoise", "noise_seed")),
+    "steps": (("KSampler", "steps"), ("ICEditEarlyFilterSampler", "steps"), ("ICEditMultiTurn", "steps"),
+              ("BasicScheduler", "steps")),
+    "panel_width": (("ICEditDiptych", "panel_width"), ("ICEditMultiTurn", "panel_width")),
+    "candidates": (("ICEditEarlyFilterSampler", "candidates"),),
+    "early_steps": (("ICEditEarlyFilterSampler", "early_steps"),),
+    "video_noise": (("ICEditVideoNoise", "mode"),),
+    "frames_per_batch": (("ICEditVideoSampler", "frames_per_batch"),),
+}
+
+
+def settable_inputs(workflow: Workflow) -> dict:
+    """{setting: [{"node": id, "input": name}, ...]} for the settings this graph has, in node order. An input a
+    link feeds (the plan feeding Multi-Turn's instructions) takes its value from there, so it is not settable."""
+    fed = {(target, input_name) for _, _, target, input_name in workflow.links}
+    declared = {}
+    for setting, carriers in SETTABLE_INPUTS.items():
+        targets = [{"node": node.id, "input": input_name} for node in workflow.nodes
+                   for node_type, input_name in carriers if node.type == node_type and (node.id, input_name) not in fed]
+        if targets:
+            declared[setting] = targets
+    return declared
 
 
 def to_ui(workflow: Workflow, workflow_number: int) -> dict:
@@ -529,18 +490,54 @@ def to_ui(workflow: Workflow, workflow_number: int) -> dict:
         "links": graph.links,
         "groups": [],
         "config": {},
-        "extra": {"ds": {"scale": 0.72, "offset": [10, 10]}},
+        "extra": {"ds": {"scale": 0.72, "offset": [10, 10]}, "icedit": {"inputs": settable_inputs(workflow)}},
         "version": 0.4,
     }
 
 
-def build(variant: str) -> dict:
+def assembled(variant: str) -> Workflow:
+    """The variant's workflow with its overlays applied."""
     workflow, overlays = WORKFLOWS[variant]
-    return to_ui(functools.reduce(apply, overlays, workflow), VARIANTS.index(variant) + 1)
+    return functools.reduce(apply, overlays, workflow)
+
+
+def build(variant: str) -> dict:
+    return to_ui(assembled(variant), VARIANTS.index(variant) + 1)
+
+
+def core_node_types() -> set[str]:
+    """The ComfyUI core node types the workflows use: what the pinned /object_info snapshot holds."""
+    used = {node.type for variant in VARIANTS for node in assembled(variant).nodes}
+    return used - set(node_info.pack_object_info()) - set(node_info.FRONTEND_NODES)
+
+
+def write_readme_table(path: str = os.path.join(ROOT, "README.md")) -> None:
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(model_files.with_readme_table(text, path))
+    print(f"wrote the model table of {path}")
 
 
 def main(argv=None) -> None:
-    for variant in (argv or sys.argv[1:]) or VARIANTS:
+    parser = argparse.ArgumentParser(prog="python -m comfyui_icedit.devtools.build_workflows",
+                                     description="Write the shipped workflows (all, or the variants named).")
+    parser.add_argument("variants", nargs="*", metavar="VARIANT", help=f"one of {', '.join(VARIANTS)}")
+    parser.add_argument("--readme", action="store_true", help="rewrite README.md's model table instead")
+    parser.add_argument("--refresh-core-nodes", action="store_true",
+                        help=f"rewrite {os.path.relpath(node_info.SNAPSHOT_PATH, ROOT)} from a ComfyUI server "
+                        "started for it, instead")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    unknown = [variant for variant in args.variants if variant not in VARIANTS]
+    if unknown:
+        parser.error(f"no variant {', '.join(unknown)}; the variants: {', '.join(VARIANTS)}")
+    if args.readme:
+        write_readme_table()
+        return
+    if args.refresh_core_nodes:
+        node_info.refresh_core_snapshot(core_node_types())
+        return
+    for variant in args.variants or VARIANTS:
         path = os.path.join(ROOT, "workflows", f"icedit_{variant}.json")
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(build(variant), handle, indent=1)

@@ -79,30 +79,40 @@ def to_rgb(images: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"IMAGE has {channels} channels; expected 1 (gray), 2, 3 (RGB) or 4 (RGBA)")
 
 
-ROWS_PER_SLAB = 512  # huge images are checked and converted a slab of rows at a time, not in whole copies
+ROWS_PER_SLAB = 512  # huge images are checked, converted and resized a slab of rows at a time, not in whole copies
 
 
-def _as_uint8(image: torch.Tensor) -> np.ndarray | None:
-    """[H, W, 3] floats in [0, 1] -> uint8 when every value is an exact 8-bit level (what LoadImage gives), else
-    None. Works in slabs so a 100-megapixel image needs no full-size float temporaries."""
-    out = np.empty(tuple(image.shape), dtype=np.uint8)
-    for start in range(0, image.shape[0], ROWS_PER_SLAB):
+def _as_8bit_pil(image: torch.Tensor) -> Image.Image | None:
+    """[H, W, 3] floats in [0, 1] -> an RGB PIL image when every value is an exact 8-bit level (what LoadImage
+    gives), else None. Filled a slab at a time: a 100-megapixel image needs neither full-size float temporaries
+    nor a full-size uint8 array beside the PIL image."""
+    height, width = int(image.shape[0]), int(image.shape[1])
+    out = Image.new("RGB", (width, height))
+    for start in range(0, height, ROWS_PER_SLAB):
         slab = image[start:start + ROWS_PER_SLAB].float().clamp(0.0, 1.0)
         levels = torch.round(slab * 255.0)
         if not torch.equal(levels / 255.0, slab):
             return None
-        out[start:start + ROWS_PER_SLAB] = levels.to(torch.uint8).numpy()
+        out.paste(Image.fromarray(levels.to(torch.uint8).numpy(), "RGB"), (0, start))
     return out
 
 
-def _resize_float_planes(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """[H, W, C] float -> [height, width, C] with PIL's bicubic filter per channel, one channel in memory at a time."""
-    out = torch.empty((height, width, image.shape[-1]), dtype=torch.float32)
+def _resize_float_planes(image: torch.Tensor, width: int, height: int, out: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+    """[H, W, C] float -> [height, width, C] with PIL's bicubic filter per channel, written into `out` (a float32
+    [height, width, C] tensor or view) when given. Each resized channel is copied out a band of rows at a time, so
+    upscaling a panel to 100 megapixels holds one PIL channel beside the result, not also a full-size copy of it."""
+    if out is None:
+        out = torch.empty((height, width, image.shape[-1]), dtype=torch.float32)
     for channel in range(image.shape[-1]):
         plane = np.ascontiguousarray(image[..., channel].detach().float().clamp(0.0, 1.0).numpy())
         resized = Image.fromarray(plane, "F").resize((width, height), Image.BICUBIC)
         del plane
-        out[..., channel] = torch.from_numpy(np.array(resized))  # np.array: PIL's buffer is read-only
+        for top in range(0, height, ROWS_PER_SLAB):
+            bottom = min(height, top + ROWS_PER_SLAB)
+            band = np.asarray(resized.crop((0, top, width, bottom)))
+            out[top:bottom, :, channel].numpy()[...] = band  # a view of `out`: written in place
+        del resized
     return out.clamp_(0.0, 1.0)
 
 
@@ -114,16 +124,16 @@ def resize_images(images: torch.Tensor, width: int, height: int) -> torch.Tensor
     """
     if images.shape[1] == height and images.shape[2] == width:
         return images.clone()
-    out = []
-    for image in images.detach().cpu():
-        pixels = _as_uint8(image)
-        if pixels is not None:
-            resized = Image.fromarray(pixels, "RGB").resize((width, height), Image.BICUBIC)
-            del pixels
-            out.append(torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0))
+    out = torch.empty((images.shape[0], height, width, images.shape[-1]), dtype=torch.float32)
+    for index, image in enumerate(images.detach().cpu()):
+        source = _as_8bit_pil(image)
+        if source is not None:
+            resized = source.resize((width, height), Image.BICUBIC)
+            del source
+            out[index] = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)
         else:
-            out.append(_resize_float_planes(image, width, height))
-    return torch.stack(out).to(images.dtype)
+            _resize_float_planes(image, width, height, out=out[index])
+    return out.to(images.dtype)
 
 
 FINGERPRINT_SIZE = 16
@@ -220,7 +230,10 @@ def crop_edit(diptych: torch.Tensor, layout: DiptychLayout) -> tuple[torch.Tenso
     before|after comparison [N, H', 2W', 3], at the source size up to COMPARISON_MAX_PIXELS per side).
     N may be a multiple of the number of sources (several samples)."""
     _, right = panels(diptych, layout)
-    edited = torch.stack([_resize_float_planes(panel, layout.source_width, layout.source_height) for panel in right])
+    # Written in place, panel by panel: a 100-megapixel edit exists once, not also as a list to stack.
+    edited = torch.empty((right.shape[0], layout.source_height, layout.source_width, 3), dtype=torch.float32)
+    for index, panel in enumerate(right):
+        _resize_float_planes(panel, layout.source_width, layout.source_height, out=edited[index])
     width, height = comparison_size(layout.source_width, layout.source_height)
     if (width, height) == (layout.source_width, layout.source_height):
         before, after = layout.sources, edited

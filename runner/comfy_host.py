@@ -1,5 +1,6 @@
-"""A ComfyUI server to talk to over HTTP: start one headless (or use a running one), upload images, submit
-prompts, follow them over the websocket, fetch outputs, and take back this client's own prompts on exit.
+"""ComfyUI servers: ComfyProcess starts one headless and owns it; ComfyClient talks to one (ours or one running
+elsewhere) over HTTP: upload images, submit prompts, follow them over the websocket, fetch outputs, and take back
+this client's own prompts on exit.
 
 Needs only the standard library and aiohttp (a ComfyUI dependency); imports neither comfy nor the pack.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -138,36 +140,29 @@ def _die_with_parent() -> None:
         pass
 
 
-class ComfyServer:
-    """A ComfyUI server: `start()` launches `main.py` headless, or pass `url` to use one that is running."""
+class ComfyProcess:
+    """A ComfyUI server this process starts and owns: `main.py` headless on a free port, with a folder of its own
+    (inputs, outputs, log, database) unless `workdir` is given. `start()` returns a ComfyClient bound to it."""
 
-    def __init__(self, url: str | None = None, comfyui_path: str | None = None, python: str = sys.executable,
-                 extra_model_paths: str | None = None, workdir: str | None = None, cpu: bool | None = None,
-                 extra_args: list[str] | None = None, env: dict | None = None):
-        self.url = normalize_url(url) if url else None
-        self.external = url is not None
+    def __init__(self, comfyui_path: str, python: str = sys.executable, extra_model_paths: str | None = None,
+                 workdir: str | None = None, cpu: bool | None = None, extra_args: list[str] | None = None,
+                 env: dict | None = None):
         self.comfyui_path = comfyui_path
         self.python = python
         self.extra_model_paths = extra_model_paths
-        # A server we start gets a folder of its own (inputs, outputs, log, database); a running one needs none.
-        self.owns_workdir = workdir is None and not self.external
-        self.workdir = workdir
+        self.owns_workdir = workdir is None
         if self.owns_workdir:
             remove_orphaned_temp_dirs()  # what a killed runner or Ray actor left on this machine
-            self.workdir = tempfile.mkdtemp(prefix=owned_prefix("icedit-comfy-"))
+            workdir = tempfile.mkdtemp(prefix=owned_prefix("icedit-comfy-"))
+        self.workdir = workdir
         self.cpu = cpu
         self.extra_args = extra_args or []
         self.env = env or {}  # changes to the server's environment; a value None removes the variable
-        self.process: subprocess.Popen | None = None
-        self.log_path = os.path.join(self.workdir, "comfyui.log") if self.workdir else None
-        self.client_id = uuid.uuid4().hex
-        self.own_prompts: set[str] = set()  # submitted by this client and not yet finished
+        self.log_path = os.path.join(self.workdir, "comfyui.log")
+        self.popen: subprocess.Popen | None = None
+        self.url: str | None = None
 
-    # -- lifetime --------------------------------------------------------------------------------------------
-    def start(self, timeout: float = 300.0) -> "ComfyServer":
-        if self.external:
-            self.wait_ready(min(timeout, 10.0))  # a server that is running answers at once
-            return self
+    def start(self, timeout: float = 300.0) -> "ComfyClient":
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         dirs = {name: os.path.join(self.workdir, name) for name in ("input", "output", "temp", "user")}
@@ -185,66 +180,41 @@ class ComfyServer:
         command += self.extra_args
         # A clean sys.path for ComfyUI: run from its folder; never from the pack (its nodes/ would shadow).
         with open(self.log_path, "w", encoding="utf-8") as log:
-            self.process = subprocess.Popen(command, cwd=self.comfyui_path, stdout=log, stderr=subprocess.STDOUT,
-                                            env=_server_env(self.env),
-                                            preexec_fn=_die_with_parent)
+            self.popen = subprocess.Popen(command, cwd=self.comfyui_path, stdout=log, stderr=subprocess.STDOUT,
+                                          env=_server_env(self.env), preexec_fn=_die_with_parent)
+        client = ComfyClient(self.url, process=self)
         try:
-            self.wait_ready(timeout)
+            client.wait_ready(timeout)
         except BaseException:  # also Ctrl-C while it starts: never leave the child behind
             self.stop()
             raise
-        return self
+        return client
 
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last_error = None
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise ComfyError(f"ComfyUI exited with code {self.process.returncode} while starting; "
-                                 f"last lines of {self.log_path}:\n{self.log_tail()}")
-            try:
-                stats = self.get_json("/system_stats", timeout=2)
-            except ServerGone as error:
-                last_error = error.__cause__
-                time.sleep(0.5)
-                continue
-            except (ComfyError, ValueError) as error:  # answers, but not as ComfyUI does
-                raise ComfyError(f"{self.url} answered, but it is not a ComfyUI server ({error})") from None
-            if not isinstance(stats, dict) or "system" not in stats:
-                raise ComfyError(f"{self.url} answered /system_stats without ComfyUI's fields; is it ComfyUI?")
-            return
-        if self.external:
-            raise ComfyError(f"no ComfyUI server answers at {self.url} ({last_error}); is it running?")
-        raise ComfyError(f"ComfyUI at {self.url} did not answer within {timeout:.0f} s; log tail:\n{self.log_tail()}")
+    def exit_code(self) -> int | None:
+        """The code it exited with, or None while it runs (or before it was started)."""
+        return None if self.popen is None else self.popen.poll()
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.popen is not None and self.popen.poll() is None
 
     def stop(self) -> None:
-        """Ends a server this object started (never an external one): this client's prompts go with it."""
-        if self.external:
-            self.cancel_own_prompts()
-            return
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        """Ends the server; every prompt in its queue goes with it."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.terminate()
             try:
-                self.process.wait(timeout=20)
+                self.popen.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-        self.own_prompts.clear()
+                self.popen.kill()
+                self.popen.wait()
+        self.popen = None
 
-    def restart(self, timeout: float = 300.0) -> None:
-        """A fresh server process (a new port) after this one died or hung."""
-        if self.external:
-            raise ComfyError(f"the ComfyUI server at {self.url} stopped answering; it is not ours to restart")
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-        self.own_prompts.clear()
-        self.start(timeout)
+    def restart(self, timeout: float = 300.0) -> "ComfyClient":
+        """A fresh server process (a new port) after this one died or hung, and a client for it."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+        self.popen = None
+        return self.start(timeout)
 
     def cleanup(self) -> None:
         """stop(), and remove the temporary folder this object made for the server."""
@@ -253,19 +223,55 @@ class ComfyServer:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_tail(self, lines: int = 40) -> str:
-        if self.log_path is None:
-            return "(a running server: its log is where it was started)"
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as handle:
                 return "".join(handle.readlines()[-lines:])
         except OSError:
             return "(no log)"
 
-    def __enter__(self):
-        return self.start()
 
-    def __exit__(self, *exc):
-        self.stop()
+class ComfyClient:
+    """Talks to one ComfyUI server over HTTP and its websocket: upload, submit, follow, fetch outputs, and take
+    back this client's own prompts. `process` is the ComfyProcess behind the URL when this process owns it (its
+    death then ends a wait at once, with its log); None for a server that runs elsewhere."""
+
+    def __init__(self, url: str, process: ComfyProcess | None = None):
+        self.url = normalize_url(url)
+        self.process = process
+        self.client_id = uuid.uuid4().hex
+        self.own_prompts: set[str] = set()  # submitted by this client and not yet finished
+
+    def wait_ready(self, timeout: float = 10.0) -> "ComfyClient":
+        deadline = time.monotonic() + timeout
+        last_error = None
+        while time.monotonic() < deadline:
+            self._raise_if_exited("while starting")
+            try:
+                stats = self.get_json("/system_stats", timeout=2)
+            except ServerGone as error:
+                last_error = error.__cause__
+                if self.process is None and isinstance(getattr(last_error, "reason", last_error),
+                                                       ConnectionRefusedError):
+                    break  # nothing listens there: a running server would have answered
+                time.sleep(0.5)
+                continue
+            except (ComfyError, ValueError) as error:  # answers, but not as ComfyUI does
+                raise ComfyError(f"{self.url} answered, but it is not a ComfyUI server ({error})") from None
+            if not isinstance(stats, dict) or "system" not in stats:
+                raise ComfyError(f"{self.url} answered /system_stats without ComfyUI's fields; is it ComfyUI?")
+            return self
+        if self.process is None:
+            raise ComfyError(f"no ComfyUI server answers at {self.url} ({last_error}); is it running?")
+        raise ComfyError(f"ComfyUI at {self.url} did not answer within {timeout:.0f} s; log tail:\n"
+                         f"{self.process.log_tail()}")
+
+    def _raise_if_exited(self, doing: str) -> None:
+        code = None if self.process is None else self.process.exit_code()
+        if code is not None:
+            starting = doing == "while starting"
+            raise (ComfyError if starting else ServerGone)(
+                f"ComfyUI exited with code {code} {doing}; last lines of {self.process.log_path}:\n"
+                f"{self.process.log_tail(40 if starting else 15)}")
 
     # -- HTTP ------------------------------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: bytes | None = None, headers=None, timeout: float = 60):
@@ -410,9 +416,7 @@ class ComfyServer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PromptTimeout(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
-            if self.process is not None and self.process.poll() is not None:
-                raise ServerGone(f"the ComfyUI server exited with code {self.process.returncode} while running "
-                                 f"the prompt; log tail:\n{self.log_tail(15)}")
+            self._raise_if_exited("while running the prompt")
             try:
                 message = await ws.receive(timeout=min(remaining, 2.0))
             except asyncio.TimeoutError:
@@ -460,7 +464,15 @@ def _server_env(changes: dict) -> dict:
     return {name: value for name, value in env.items() if value is not None}
 
 
+# Device files of the drivers through which torch.cuda sees a GPU (NVIDIA, AMD ROCm, WSL): without any of them no
+# torch can, and the probe below (a Python importing torch, seconds) is skipped.
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
+
+
+@functools.lru_cache(maxsize=None)
 def _has_cuda(python: str) -> bool:
+    if not any(os.path.exists(path) for path in GPU_DEVICE_FILES):
+        return False
     probe = subprocess.run([python, "-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"],
                            capture_output=True)
     return probe.returncode == 0

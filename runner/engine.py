@@ -19,16 +19,13 @@ import sys
 import tempfile
 import time
 
-from . import items as itemlib, paths, prompt as prompts, video
+from . import items as itemlib, paths, prompt as prompts, settings as settinglib, video
 from .progress import Progress
-from .comfy_host import ComfyServer
+from .comfy_host import ComfyClient
 from .worker import EditWorker
 
 SMOKE_NOTICE = ("SMOKE TEST: the real ICEdit weights were not found, so this run uses small random-weight "
                 "models. The images it writes are noise, not edits; they show that the whole path runs.")
-SMOKE_DEFAULTS = {"steps": 4, "panel_width": 64, "candidates": 3, "early_steps": 2}
-REAL_DEFAULTS = {"steps": 28, "panel_width": 512, "candidates": None, "early_steps": None}
-OPTIONAL_SETTINGS = ("steps", "panel_width", "candidates", "early_steps", "video_noise", "frames_per_batch")
 ACTOR_RESTARTS = 2  # Ray restarts a worker actor whose process died this many times before giving it up
 LOCK_FILE = ".icedit-run.lock"  # in the output folder while a run writes there (output_lock)
 
@@ -38,17 +35,10 @@ class RunError(RuntimeError):
 
 
 @dataclasses.dataclass
-class RunConfig:
-    """Everything a run needs, set once from the command line (or by evaluate.py)."""
+class _RunOptions:
     output: str
-    workflow: str = "basic"
-    seed: int = 42
-    steps: int | None = None
-    panel_width: int | None = None
-    candidates: int | None = None
-    early_steps: int | None = None
-    video_noise: str | None = None  # video workflow: ICEdit Video Noise's mode (None: the workflow's, flow)
-    frames_per_batch: int | None = None  # video workflow: ICEdit Video Sampler's chunk size
+    workflow: str = "basic"  # a shipped workflow's name, or the path of the user's own (it declares its inputs)
+    extra_inputs: dict = dataclasses.field(default_factory=dict)  # --set NAME=VALUE: what the user's workflow declares
     models_dir: str | None = None
     servers: list[str] = dataclasses.field(default_factory=list)
     workers: int | None = None
@@ -59,6 +49,59 @@ class RunConfig:
     cache: str = os.environ.get("ICEDIT_CACHE", os.path.expanduser("~/.cache/icedit-comfyui"))
     comfyui_path: str | None = None
     quiet: bool = False
+
+
+# Everything a run needs, set once from the command line (or by evaluate.py): the options above, and one field per
+# setting of settings.SETTINGS (seed, steps, ...; None: the default for the models the run uses).
+RunConfig = dataclasses.make_dataclass(
+    "RunConfig", [(setting.name, object, dataclasses.field(default=None)) for setting in settinglib.SETTINGS],
+    bases=(_RunOptions,), namespace={"__module__": __name__, "__doc__": (
+        "Everything a run needs, set once from the command line (or by evaluate.py): the options of _RunOptions and "
+        "one field per settings.SETTINGS entry (None: the default for the models the run uses).")})
+
+
+class Workflows:
+    """The workflows a run may use, each read once with the inputs it declares: the shipped ones by name, and the
+    one --workflow names (a shipped name or the user's own file)."""
+
+    def __init__(self, chosen: str):
+        self.chosen = chosen
+        self._read: dict[str, tuple[dict, dict]] = {}
+
+    def known(self, name: str) -> bool:
+        return name in prompts.WORKFLOWS or name == self.chosen
+
+    def ui(self, name: str) -> dict:
+        return self._load(name)[0]
+
+    def inputs(self, name: str) -> dict:
+        """{setting: [(node id, input)]}: what the workflow declares a run may set."""
+        return self._load(name)[1]
+
+    def _load(self, name: str) -> tuple[dict, dict]:
+        if name not in self._read:
+            source = prompts.workflow_path(name)
+            workflow = prompts.load_workflow(name)
+            inputs = prompts.declared_inputs(workflow, source)
+            if "instruction" not in inputs or not {"image", "video"} & set(inputs):
+                raise prompts.PromptError(f"{source}: extra.icedit.inputs declares {', '.join(inputs)}; a run needs "
+                                          f"instruction and image (or video) at least; {prompts.DECLARATION_HELP}")
+            self._read[name] = workflow, inputs
+        return self._read[name]
+
+
+@dataclasses.dataclass
+class _Dispatch:
+    """The state of handing jobs out: the workers, where results and failures go, and who failed which job."""
+    backend: object
+    live: list  # the names of the workers that take jobs
+    config: RunConfig
+    ledger: itemlib.Ledger
+    progress: Progress
+    summary: Summary
+    attempts_log: str  # every failed try, one line each
+    log: object
+    failed_on: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))  # job id: workers
 
 
 @dataclasses.dataclass
@@ -85,25 +128,18 @@ def run(config: RunConfig, items: list[itemlib.Item], log=print) -> Summary:
 def _run(config: RunConfig, items: list[itemlib.Item], log, started: float) -> Summary:
     ledger = itemlib.Ledger(config.output)
     attempts_log = os.path.join(config.output, "attempts.log")
-    workflows = sorted({item.workflow or config.workflow for item in items})
+    catalog = Workflows(config.workflow)
+    try:
+        catalog.inputs(config.workflow)
+    except prompts.PromptError as error:
+        raise RunError(f"--workflow {config.workflow}: {error}") from None
     for item in items:
-        workflow = item.workflow or config.workflow
-        if item.error is None and workflow not in prompts.WORKFLOWS:
-            item.error = f"{item.where}: no shipped workflow {item.workflow!r} (choose from {sorted(prompts.WORKFLOWS)})"
-        elif item.error is None and (workflow == itemlib.VIDEO_WORKFLOW) != video.is_video(item.image):
-            item.error = (f"{item.where}: {os.path.basename(item.image)} is a video; the {workflow} workflow edits "
-                          "images (use --video, or the video workflow)" if video.is_video(item.image) else
-                          f"{item.where}: the video workflow edits video files ({', '.join(video.VIDEO_EXTENSIONS)})"
-                          f"; {os.path.basename(item.image)} is not one")
-    workflows = [name for name in workflows if name in prompts.WORKFLOWS]
-    smoke = _decide_smoke(config, workflows, log)
-    defaults = {**(SMOKE_DEFAULTS if smoke else REAL_DEFAULTS), "seed": config.seed, "workflow": config.workflow}
-    for key in OPTIONAL_SETTINGS:
-        if getattr(config, key) is not None:
-            defaults[key] = getattr(config, key)
+        _assign_workflow(item, config, catalog)
+    workflows = sorted({item.workflow for item in items if catalog.known(item.workflow)})
+    smoke = _decide_smoke(config, [catalog.ui(name) for name in workflows], log)
 
     summary = Summary(total=len(items), smoke=smoke)
-    todo = _plan(items, ledger, defaults, config.output, summary, log)
+    todo = _plan(config, items, ledger, summary, log, smoke, catalog)
     if summary.already_done:
         log(f"{summary.already_done} of {len(items)} items are already done in {config.output} (results.jsonl); "
             "skipping them")
@@ -113,7 +149,7 @@ def _run(config: RunConfig, items: list[itemlib.Item], log, started: float) -> S
         return summary
 
     count = _worker_count(config)
-    setup = _worker_setup(config, {name: prompts.load_workflow(name) for name in workflows}, smoke, count, log)
+    setup = _worker_setup(config, {name: catalog.ui(name) for name in workflows}, smoke, count, log)
     backend = _backend(config, setup, count, log)
     progress = Progress(len(todo), quiet=config.quiet, log=log)
     backend.progress = progress
@@ -124,7 +160,7 @@ def _run(config: RunConfig, items: list[itemlib.Item], log, started: float) -> S
             raise RunError("no worker is ready: " + "; ".join(f"{r['worker']}: {' '.join(r['problems'])}"
                                                               for r in reports))
         dispatch_started = time.monotonic()
-        _dispatch(backend, live, todo, config, ledger, progress, summary, attempts_log, log)
+        _dispatch(_Dispatch(backend, live, config, ledger, progress, summary, attempts_log, log), todo)
         summary.dispatch_seconds = time.monotonic() - dispatch_started
     finally:
         progress.close()
@@ -178,41 +214,70 @@ def output_lock(output: str):
         handle.close()
 
 
-def _decide_smoke(config: RunConfig, workflows: list[str], log) -> bool:
+def _decide_smoke(config: RunConfig, workflows: list[dict], log) -> bool:
     if config.smoke_test:
         return True
     if config.servers:
         return _server_lacks_real_files(config.servers[0], workflows, log)
     comfy_models = os.path.join(config.comfyui_path, "models") if config.comfyui_path else None
     model_dirs = [d for d in (config.models_dir, comfy_models) if d]
-    missing = {entry for name in workflows
-               for entry in prompts.real_files_missing(prompts.load_workflow(name), model_dirs)}
+    missing = {entry for workflow in workflows for entry in prompts.real_files_missing(workflow, model_dirs)}
     if missing:
         log("real weights not found (looked in " + ", ".join(model_dirs) + "): " + ", ".join(sorted(missing)))
         log(SMOKE_NOTICE)
     return bool(missing)
 
 
-def _server_lacks_real_files(url: str, workflows: list[str], log) -> bool:
+def _server_lacks_real_files(url: str, workflows: list[dict], log) -> bool:
     """Whether a running server lacks any of the official files the workflows load (then the run uses the
     smoke-test stand-ins, which each worker's check then looks for)."""
-    server = ComfyServer(url=url)
-    server.start()
+    server = ComfyClient(url).wait_ready()
     info = server.object_info()
-    lacking = sorted({entry for name in workflows
-                      for entry in prompts.files_the_server_lacks(prompts.to_api(prompts.load_workflow(name), info),
-                                                                  info)})
+    lacking = sorted({entry for workflow in workflows
+                      for entry in prompts.files_the_server_lacks(prompts.to_api(workflow, info), info)})
     if lacking:
         log(f"the server at {server.url} lists no real weights for " + "; ".join(lacking))
         log(SMOKE_NOTICE)
     return bool(lacking)
 
 
-def _plan(items, ledger, defaults, output, summary, log) -> list[dict]:
-    """The tasks this run must do; bad rows are recorded as failed, finished ones skipped, conflicts refused."""
+def _assign_workflow(item: itemlib.Item, config: RunConfig, catalog: Workflows) -> None:
+    """The workflow that edits the item: its row's, else --workflow's, else (for a clip that --workflow cannot take)
+    the video workflow. An item the workflow cannot take (unknown, or a video for an image workflow) gets its error."""
+    is_video = video.is_video(item.image)
+    if item.workflow is None:
+        item.workflow = config.workflow
+        if is_video and "video" not in catalog.inputs(config.workflow):
+            item.workflow = itemlib.VIDEO_WORKFLOW
+    if item.error is not None:
+        return
+    if not catalog.known(item.workflow):
+        item.error = f"{item.where}: no shipped workflow {item.workflow!r} (choose from {sorted(prompts.WORKFLOWS)})"
+        return
+    try:
+        declared = catalog.inputs(item.workflow)
+    except prompts.PromptError as error:
+        item.error = f"{item.where}: {error}"
+        return
+    name = os.path.basename(item.image)
+    if is_video and "video" not in declared:
+        item.error = (f"{item.where}: {name} is a video; the {item.workflow} workflow edits images (use --video, or "
+                      "the video workflow)")
+    elif not is_video and "image" not in declared:
+        item.error = (f"{item.where}: the {item.workflow} workflow edits video files "
+                      f"({', '.join(video.VIDEO_EXTENSIONS)}); {name} is not one")
+    elif set(config.extra_inputs) - set(declared):
+        item.error = (f"{item.where}: --set {', '.join(sorted(set(config.extra_inputs) - set(declared)))}: the "
+                      f"{item.workflow} workflow declares no such input (it declares {', '.join(declared)})")
+
+
+def _plan(config: RunConfig, items, ledger, summary, log, smoke: bool, catalog: Workflows) -> list[itemlib.Job]:
+    """The jobs this run must do, each built once; bad rows are recorded as refused, finished ones skipped,
+    conflicts refused. Items have their workflow assigned (_assign_workflow)."""
+    run_values = {setting.name: getattr(config, setting.name) for setting in settinglib.SETTINGS}
     todo = []
     for item in items:
-        settings = item.settings(defaults)
+        resolved = settinglib.resolve(smoke, run_values, item.values)
         if item.error is None:
             try:
                 image_bytes, _ = itemlib.upload_bytes(item.image)
@@ -220,41 +285,33 @@ def _plan(items, ledger, defaults, output, summary, log) -> list[dict]:
                 item.error = f"{item.where}: {error}"
         if item.error is not None:
             log(f"bad row: {item.error}")
-            ledger.record({"id": item.id, "status": "failed", "error": item.error, "image": item.image,
-                           "instruction": item.instruction, "seed": settings["seed"],
-                           "workflow": settings["workflow"], "outputs": [], "worker": None, "seconds": 0})
+            ledger.record_refused(item, item.error, resolved["seed"], item.workflow)
             summary.failed += 1
             summary.failed_ids.append(item.id)
             continue
-        key = itemlib.content_key(image_bytes, settings)
-        if ledger.done(item.id, key):
+        declared = catalog.inputs(item.workflow)
+        decided_by = settinglib.key_settings(item.workflow, item.instruction, resolved, set(declared),
+                                             config.extra_inputs)
+        job = itemlib.Job(
+            id=item.id, source=item.image, where=item.where, workflow=item.workflow,
+            upload_as="video" if video.is_video(item.image) else "image",
+            inputs={"instruction": item.instruction, **{name: value for name, value in resolved.items()
+                                                        if name in declared}, **config.extra_inputs},
+            settings=decided_by, key=itemlib.content_key(image_bytes, decided_by))
+        if ledger.done(job.id, job.key):
             summary.already_done += 1
             continue
-        foreign = [name for name in _result_names(item.id, item.image)
-                   if ledger.state.get(item.id) is None and os.path.exists(os.path.join(output, name))]
-        if ledger.conflict(item.id, key) or foreign:
-            log(f"not edited: {item.where}: {output} already holds "
+        foreign = [name for name in job.result_names()
+                   if ledger.state.get(job.id) is None and os.path.exists(os.path.join(config.output, name))]
+        if ledger.conflict(job.id, job.key) or foreign:
+            log(f"not edited: {item.where}: {config.output} already holds "
                 + (f"files of id {item.id!r} that results.jsonl does not list ({', '.join(sorted(foreign))})"
                    if foreign else f"an edit with id {item.id!r} made from another image or settings")
                 + "; give the item another id or use another --output (nothing is overwritten)")
             summary.conflicts += 1
             continue
-        values = {"instruction": item.instruction, "seed": settings["seed"], "steps": settings["steps"],
-                  "panel_width": settings["panel_width"]}
-        if settings["workflow"] == "early_filter":
-            values.update(candidates=settings["candidates"], early_steps=settings["early_steps"])
-        if settings["workflow"] == itemlib.VIDEO_WORKFLOW:
-            values.update(video_noise=settings["video_noise"], frames_per_batch=settings["frames_per_batch"])
-        todo.append({"id": item.id, "image": item.image, "workflow": settings["workflow"], "values": values,
-                     "key": key, "where": item.where, "failed_on": []})
+        todo.append(job)
     return todo
-
-
-def _result_names(item_id: str, source: str) -> list[str]:
-    """The files an item's edit is saved as: the edit (and, for an image, before | after)."""
-    if video.is_video(source):
-        return [f"{item_id}_edited.mp4"]
-    return [f"{item_id}_edited.png", f"{item_id}_comparison.png"]
 
 
 def _worker_setup(config: RunConfig, workflows: dict, smoke: bool, count: int, log) -> dict:
@@ -298,105 +355,90 @@ def _ray_package(folder: str) -> str:
 
 
 # -- dispatching ------------------------------------------------------------------------------------------------
-def _dispatch(backend, live, todo, config, ledger, progress, summary, attempts_log, log) -> None:
+def _dispatch(state: _Dispatch, todo: list[itemlib.Job]) -> None:
     queue = collections.deque(todo)
-    idle = list(live)
-    busy: dict[str, dict] = {}
+    idle = list(state.live)
+    busy: dict[str, itemlib.Job] = {}
     while queue or busy:
-        if not live:
+        if not state.live:
             raise RunError("every worker is gone; the ledger keeps what finished - run the same command again")
-        for name in list(idle):  # an idle worker always finds a task while any is queued (see _next_task_for)
-            task = _next_task_for(name, queue, live)
-            if task is None:
+        for name in list(idle):  # an idle worker always finds a job while any is queued (see _next_job_for)
+            job = _next_job_for(name, queue, state)
+            if job is None:
                 continue
             try:
-                payload = _payload(task, config)
+                request = job.request(state.config.item_timeout)
             except itemlib.ItemError as error:  # the file changed or went away since the run began
-                _record_failure(task, f"{task['where']}: {error}", ledger, summary, progress)
+                _record_failure(state, job, f"{job.where}: {error}")
                 continue
             idle.remove(name)
-            busy[name] = task
-            backend.submit(name, payload)
-            progress.working(name, task["id"])
+            busy[name] = job
+            state.backend.submit(name, request)
+            state.progress.working(name, job.id)
         if not busy:
             continue
-        finished = backend.wait(timeout=1.0)
-        progress.refresh()
-        for name, result in finished:
-            task = busy.pop(name)
-            progress.working(name, None)
-            if backend.alive(name):
+        finished = state.backend.wait(timeout=1.0)
+        state.progress.refresh()
+        for name, outcome in finished:
+            job = busy.pop(name)
+            state.progress.working(name, None)
+            if state.backend.alive(name):
                 idle.append(name)
-            elif name in live:
-                live.remove(name)
-                log(f"worker {name} is gone for good (its process died {ACTOR_RESTARTS + 1} times)")
-            if result["status"] == "ok":
-                _write_result(task, result, config.output, ledger, summary, progress)
+            elif name in state.live:
+                state.live.remove(name)
+                state.log(f"worker {name} is gone for good (its process died {ACTOR_RESTARTS + 1} times)")
+            if outcome.ok:
+                _write_result(state, job, outcome)
                 continue
-            task["failed_on"].append(name)
-            with open(attempts_log, "a", encoding="utf-8") as handle:
-                handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {task['id']} on {name}: {result['error']}\n")
+            failed_on = state.failed_on[job.id]
+            failed_on.append(name)
+            with open(state.attempts_log, "a", encoding="utf-8") as handle:
+                handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {job.id} on {name}: {outcome.error}\n")
             # Retried up to --retries times, on another worker when there is one; failing on two is final.
-            retry = len(task["failed_on"]) <= config.retries and len(set(task["failed_on"])) < 2
-            if retry and not result.get("final"):
-                log(f"retrying {task['id']} ({task['where']}) after: {result['error'].splitlines()[0]}")
-                queue.appendleft(task)
+            retry = len(failed_on) <= state.config.retries and len(set(failed_on)) < 2
+            if retry and not outcome.final:
+                state.log(f"retrying {job.id} ({job.where}) after: {outcome.error.splitlines()[0]}")
+                queue.appendleft(job)
             else:
-                _record_failure(task, result["error"], ledger, summary, progress, worker=name,
-                                seconds=result.get("seconds", 0))
+                _record_failure(state, job, outcome.error, worker=name, seconds=outcome.seconds)
 
 
-def _next_task_for(name, queue, live):
-    """The first queued item this worker has not failed, or that no other live worker could take instead."""
-    for task in queue:
-        others = [w for w in live if w != name and w not in task["failed_on"]]
-        if name not in task["failed_on"] or not others:
-            queue.remove(task)
-            return task
+def _next_job_for(name: str, queue, state: _Dispatch):
+    """The first queued job this worker has not failed, or that no other live worker could take instead."""
+    for job in queue:
+        failed_on = state.failed_on.get(job.id, ())
+        others = [w for w in state.live if w != name and w not in failed_on]
+        if name not in failed_on or not others:
+            queue.remove(job)
+            return job
     return None
 
 
-def _payload(task: dict, config: RunConfig) -> dict:
-    image_bytes, extension = itemlib.upload_bytes(task["image"])  # read again: a batch never sits in memory
-    return {"id": task["id"], "image_bytes": image_bytes, "extension": extension, "workflow": task["workflow"],
-            "input_role": "video" if video.is_video(task["image"]) else "image", "values": task["values"],
-            "timeout": config.item_timeout}
-
-
-def _write_result(task, result, output, ledger, summary, progress) -> None:
+def _write_result(state: _Dispatch, job: itemlib.Job, outcome: itemlib.Outcome) -> None:
     written = []
     # The files and their ledger line are one step that Ctrl-C or SIGTERM cannot split: the signals wait.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        for kind, filename, data in result["outputs"]:
-            extension = os.path.splitext(filename)[1]
-            name = f"{task['id']}_{kind}{extension}" if kind in ("edited", "comparison") else f"{task['id']}_{filename}"
-            itemlib.write_atomically(os.path.join(output, name), data)
+        for output in outcome.outputs:
+            extension = os.path.splitext(output.filename)[1]
+            name = (f"{job.id}_{output.kind}{extension}" if output.kind in ("edited", "comparison")
+                    else f"{job.id}_{output.filename}")
+            itemlib.write_atomically(os.path.join(state.config.output, name), output.data)
             written.append(name)
-        _record_ok(task, result, written, ledger)
+        state.ledger.record_ok(job, outcome, written)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    summary.edited += 1
-    summary.executor_seconds += result["executor_seconds"]
-    progress.finished(task["id"], True, result["worker"], result["seconds"], [os.path.join(output, n) for n in written],
-                      result["texts"])
+    state.summary.edited += 1
+    state.summary.executor_seconds += outcome.executor_seconds
+    state.progress.finished(job.id, True, outcome.worker, outcome.seconds,
+                            [os.path.join(state.config.output, n) for n in written], outcome.texts)
 
 
-def _record_ok(task, result, written, ledger) -> None:
-    ledger.record({"id": task["id"], "status": "ok", "outputs": sorted(written), "key": task["key"],
-                   "image": task["image"], "instruction": task["values"]["instruction"],
-                   "seed": task["values"]["seed"], "workflow": task["workflow"], "worker": result["worker"],
-                   "seconds": round(result["seconds"], 3), "executor_seconds": round(result["executor_seconds"], 3),
-                   "error": None, "report": result["texts"]})
-
-
-def _record_failure(task, error, ledger, summary, progress, worker=None, seconds=0.0) -> None:
-    ledger.record({"id": task["id"], "status": "failed", "outputs": [], "key": task["key"], "image": task["image"],
-                   "instruction": task["values"]["instruction"], "seed": task["values"]["seed"],
-                   "workflow": task["workflow"], "worker": worker, "seconds": round(seconds, 3), "error": error})
-    summary.failed += 1
-    summary.failed_ids.append(task["id"])
-    progress.finished(task["id"], False, worker, seconds, [], [error])
+def _record_failure(state: _Dispatch, job: itemlib.Job, error: str, worker=None, seconds=0.0) -> None:
+    state.ledger.record_failed(job, error, worker=worker, seconds=seconds)
+    state.summary.failed += 1
+    state.summary.failed_ids.append(job.id)
+    state.progress.finished(job.id, False, worker, seconds, [], [error])
 
 
 # -- backends ---------------------------------------------------------------------------------------------------
@@ -463,17 +505,17 @@ class LocalBackend:
         self.progress = None  # set by run(): the step display of the item in hand
 
     def start(self) -> list[dict]:
-        server = self.worker.server
-        self.log(f"using the ComfyUI server at {server.url}" if server.external else
-                 f"starting ComfyUI ({server.comfyui_path}); log: {server.log_path}")
+        process = self.worker.process
+        self.log(f"using the ComfyUI server at {self.worker.server.url}" if process is None else
+                 f"starting ComfyUI ({process.comfyui_path}); log: {process.log_path}")
         report = self.worker.start()
         _announce(report, self.log)
         return [report]
 
-    def submit(self, name, payload) -> None:
+    def submit(self, name, request: itemlib.EditRequest) -> None:
         def on_progress(text):
-            self.progress.working(name, f"{payload['id']} ({text})")
-        self.done.append((name, self.worker.edit(payload, on_progress)))
+            self.progress.working(name, f"{request.id} ({text})")
+        self.done.append((name, self.worker.edit(request, on_progress)))
 
     def wait(self, timeout):
         done, self.done = self.done, []
@@ -531,8 +573,8 @@ class RayBackend:
                 self._drop(report["worker"])
         return reports
 
-    def submit(self, name, payload) -> None:
-        self.futures[self.actors[name].edit.remote(payload)] = (name, payload["id"])
+    def submit(self, name, request: itemlib.EditRequest) -> None:
+        self.futures[self.actors[name].edit.remote(request)] = (name, request.id)
 
     def wait(self, timeout):
         import ray
@@ -548,9 +590,8 @@ class RayBackend:
                 self.deaths[name] += 1
                 if self.deaths[name] > ACTOR_RESTARTS:
                     self._drop(name)
-                finished.append((name, {"id": item_id, "worker": name, "status": "failed",
-                                        "error": f"worker {name}'s process died ({type(error).__name__})",
-                                        "outputs": [], "texts": [], "seconds": 0.0, "executor_seconds": 0.0}))
+                finished.append((name, itemlib.Outcome(
+                    id=item_id, worker=name, error=f"worker {name}'s process died ({type(error).__name__})")))
         return finished
 
     def alive(self, name) -> bool:

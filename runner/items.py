@@ -1,6 +1,7 @@
 """What a batch is made of: items read from `--edit` pairs, a JSONL or CSV manifest, or a folder of images with
-sidecar instructions; each image checked and made ready for upload; and the ledger (results.jsonl) that makes a
-run resumable. Stdlib + Pillow (and PyAV, through video.py, for clips).
+sidecar instructions; each image checked and made ready for upload; the typed path of one item through a run
+(Job: planned once; EditRequest: what a worker gets; Outcome: what it returns); and the ledger (results.jsonl),
+the only writer of its lines, that makes a run resumable. Stdlib + Pillow (and PyAV, through video.py, for clips).
 """
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import json
 import os
 import time
 
-from . import video
+from . import settings as settinglib, video
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 VIDEO_WORKFLOW = "video"  # the shipped workflow that edits a clip; the only one that takes a video file
-MANIFEST_COLUMNS = ("image", "instruction", "id", "seed", "mask", "workflow", "steps")
-MAX_STEPS = 10000  # KSampler's own limit; --steps and a manifest's steps column both stop here
+MANIFEST_COLUMNS = ("image", "instruction", "id", "mask", "workflow",
+                    *(setting.name for setting in settinglib.SETTINGS if setting.manifest))
+MAX_STEPS = settinglib.MAX_STEPS
 # An id's longest file is `<id>_turns_00001_.png.partial-<pid>` (a multi-turn run's turns, while written): 200
 # UTF-8 bytes of id leave room for that suffix (and a 6-digit counter, a 7-digit pid) in a 255-byte file name.
 MAX_ID_BYTES = 200
@@ -33,22 +35,89 @@ class Item:
     image: str  # absolute path
     instruction: str
     where: str  # "manifest.jsonl line 7", for messages
-    seed: int | None = None
-    steps: int | None = None
+    values: dict = dataclasses.field(default_factory=dict)  # the row's own settings (settings.SETTINGS' columns)
     workflow: str | None = None
     mask: str | None = None
     error: str | None = None  # set for a bad row: recorded as failed, never edited
 
-    def settings(self, defaults: dict) -> dict:
-        """The values that decide this item's edit (what the ledger's key is made of)."""
-        settings = {"seed": self.seed if self.seed is not None else defaults["seed"],
-                    "steps": self.steps if self.steps is not None else defaults["steps"],
-                    "workflow": self.workflow or defaults["workflow"],
-                    "panel_width": defaults["panel_width"], "candidates": defaults.get("candidates"),
-                    "early_steps": defaults.get("early_steps"), "instruction": self.instruction}
-        if settings["workflow"] == VIDEO_WORKFLOW:  # only video keys carry these (image keys stay as they were)
-            settings.update(video_noise=defaults.get("video_noise"), frames_per_batch=defaults.get("frames_per_batch"))
-        return settings
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One item as the run plans it, once: where its file is, which workflow edits it, the values set on the
+    workflow's declared inputs, and the ledger key they make. Its bytes are read when it is handed out
+    (`request`), so a batch never sits in memory."""
+    id: str
+    source: str  # absolute path of the image or video
+    where: str  # the item's origin, for messages
+    workflow: str  # a shipped workflow's name, or the path of the user's own
+    upload_as: str  # the declared input the uploaded file fills: image or video
+    inputs: dict  # setting -> value, for the workflow's declared inputs (None: the workflow's own)
+    settings: dict  # what decides the edit: the key's ingredients besides the bytes (settings.key_settings)
+    key: str
+
+    @property
+    def instruction(self) -> str:
+        return self.settings["instruction"]
+
+    @property
+    def seed(self):
+        return self.settings.get("seed")
+
+    def result_names(self) -> list[str]:
+        return result_names(self.id, self.source)
+
+    def request(self, timeout: float) -> EditRequest:
+        """What a worker needs for this job; the file read (and checked) again now: ItemError if it changed."""
+        upload, extension = upload_bytes(self.source)
+        return EditRequest(id=self.id, workflow=self.workflow, upload_as=self.upload_as, inputs=dict(self.inputs),
+                           upload=upload, extension=extension, timeout=timeout)
+
+
+def result_names(item_id: str, source: str) -> list[str]:
+    """The files an item's edit is saved as: the edit (and, for an image, before | after)."""
+    if video.is_video(source):
+        return [f"{item_id}_edited.mp4"]
+    return [f"{item_id}_edited.png", f"{item_id}_comparison.png"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EditRequest:
+    """What travels to a worker (through Ray: plain values only)."""
+    id: str
+    workflow: str
+    upload_as: str
+    inputs: dict
+    upload: bytes
+    extension: str
+    timeout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """One file a workflow saved: its kind is its output node's (prompt.output_kinds), never parsed from the
+    file's name."""
+    kind: str  # edited, comparison, turns, ...
+    node: str  # the API prompt's id of the node that saved it
+    filename: str  # as the server named it
+    data: bytes
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a worker returns for one EditRequest (plain values: it travels back through Ray)."""
+    id: str
+    worker: str
+    status: str = "failed"  # ok | failed
+    error: str | None = None
+    final: bool = False  # a failure no retry can mend (the same values fail the same way on any worker)
+    outputs: list = dataclasses.field(default_factory=list)  # [Output]
+    texts: list = dataclasses.field(default_factory=list)  # what the workflow's text outputs said
+    seconds: float = 0.0  # the whole item, upload included
+    executor_seconds: float = 0.0  # inside ComfyUI's executor
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
 # -- reading items ----------------------------------------------------------------------------------------------
@@ -144,12 +213,14 @@ def from_rows(rows: list[dict], base: str, where: list[str]) -> list[Item]:
             unknown = sorted(set(row) - set(MANIFEST_COLUMNS))
             if unknown:
                 error = f"unknown columns {unknown} (known: {', '.join(MANIFEST_COLUMNS)})"
-        try:
-            item.seed = _int(row, "seed", 0, 2 ** 64 - 1)
-            item.steps = _int(row, "steps", 1, MAX_STEPS)
-        except ItemError as bad:
-            error = error or str(bad)
-        item.workflow = row.get("workflow") or (VIDEO_WORKFLOW if video.is_video(path) else None)
+        for setting in settinglib.SETTINGS:
+            if setting.manifest and row.get(setting.name) not in (None, ""):
+                try:
+                    item.values[setting.name] = setting.parse(row[setting.name])
+                except settinglib.SettingError as bad:
+                    # The value as the row wrote it: "seed = '7x' is not a whole number"
+                    error = error or f"{setting.name} = {bad}"
+        item.workflow = row.get("workflow") or None  # None: the run's --workflow (the video workflow for a clip)
         if row.get("mask"):
             item.mask = os.path.normpath(os.path.join(base, row["mask"]))
             error = error or "the mask column is not used by the shipped workflows yet; remove it"
@@ -167,18 +238,6 @@ def from_rows(rows: list[dict], base: str, where: list[str]) -> list[Item]:
         item.error = f"{origin}: {error}" if error else None
         items.append(item)
     return items
-
-
-def _int(row: dict, key: str, low: int, high: int) -> int | None:
-    if row.get(key) in (None, ""):
-        return None
-    try:
-        value = int(str(row[key]).strip())
-    except ValueError:
-        raise ItemError(f"{key} = {row[key]!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise ItemError(f"{key} = {value} is outside [{low}, {high}]")
-    return value
 
 
 def _id_from_file_name(path: str) -> str:
@@ -313,7 +372,26 @@ class Ledger:
         entry = self.state.get(item_id)
         return entry is not None and entry["status"] == "ok" and entry.get("key") != key
 
+    def record_ok(self, job: Job, outcome: Outcome, written: list[str]) -> None:
+        self.record({"id": job.id, "status": "ok", "outputs": sorted(written), "key": job.key, "image": job.source,
+                     "instruction": job.instruction, "seed": job.seed, "workflow": job.workflow,
+                     "worker": outcome.worker, "seconds": round(outcome.seconds, 3),
+                     "executor_seconds": round(outcome.executor_seconds, 3), "error": None, "report": outcome.texts})
+
+    def record_failed(self, job: Job, error: str, worker: str | None = None, seconds: float = 0.0) -> None:
+        self.record({"id": job.id, "status": "failed", "outputs": [], "key": job.key, "image": job.source,
+                     "instruction": job.instruction, "seed": job.seed, "workflow": job.workflow, "worker": worker,
+                     "seconds": round(seconds, 3), "error": error})
+
+    def record_refused(self, item: Item, error: str, seed, workflow: str) -> None:
+        """A row refused before any edit (bad row, unreadable file): failed, with no key, so the next run looks
+        at it again."""
+        self.record({"id": item.id, "status": "failed", "error": error, "image": item.image,
+                     "instruction": item.instruction, "seed": seed, "workflow": workflow, "outputs": [],
+                     "worker": None, "seconds": 0})
+
     def record(self, entry: dict) -> None:
+        """Appends one line (the typed record_* above are how a run writes; this is their one way to disk)."""
         entry = {**entry, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         if self._cut_off_at is not None:  # else this record would be glued onto the cut-off line
             os.truncate(self.path, self._cut_off_at)

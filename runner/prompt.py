@@ -1,9 +1,12 @@
-"""The shipped workflows as API prompts, and per-item values set by role and input name.
+"""Workflows as API prompts, and per-item values set where the workflow says they go.
 
 A workflow is converted from the frontend's UI format to the API format once per server session by comfy-cli's
-converter (`comfy_cli.workflow_to_api`, which reads the server's /object_info for widget order); each item then
-gets its image, instruction, seed, steps and panel width set on the API prompt by node type and input name,
-never by widget position. Validation is the server's own (/prompt's node_errors). Stdlib + comfy-cli.
+converter (`comfy_cli.workflow_to_api`, which reads the server's /object_info for widget order). The workflow
+itself declares which node inputs a run may set, in its top-level "extra" block:
+    "extra": {"icedit": {"inputs": {"seed": [{"node": 10, "input": "seed"}], "image": [...], ...}}}
+(the shipped ones are written so by devtools/build_workflows.py; a user's own workflow declares them the same
+way). Each item then gets its image, instruction, seed, ... set on those inputs by name, never by widget position
+or node type. Validation is the server's own (/prompt's node_errors). Stdlib + comfy-cli.
 """
 from __future__ import annotations
 
@@ -21,28 +24,27 @@ WORKFLOWS = {name[len("icedit_"):-len(".json")]: os.path.join(WORKFLOW_DIR, name
              for name in sorted(os.listdir(WORKFLOW_DIR) if os.path.isdir(WORKFLOW_DIR) else [])
              if name.startswith("icedit_") and name.endswith(".json")}
 
-# role -> the (node type, input name) pairs that take it; every node of such a type in the prompt gets the value.
-ROLES = {
-    "image": (("LoadImage", "image"),),
-    "video": (("LoadVideo", "file"),),
-    "instruction": (("ICEditPromptEncode", "instruction"), ("ICEditMultiTurn", "instructions"),
-                    ("ICEditPlanInstructions", "instruction")),
-    "seed": (("KSampler", "seed"), ("ICEditEarlyFilterSampler", "seed"), ("ICEditMultiTurn", "seed"),
-             ("ICEditVideoNoise", "noise_seed")),
-    "steps": (("KSampler", "steps"), ("ICEditEarlyFilterSampler", "steps"), ("ICEditMultiTurn", "steps"),
-              ("BasicScheduler", "steps")),
-    "panel_width": (("ICEditDiptych", "panel_width"), ("ICEditMultiTurn", "panel_width")),
-    "candidates": (("ICEditEarlyFilterSampler", "candidates"),),
-    "early_steps": (("ICEditEarlyFilterSampler", "early_steps"),),
-    "video_noise": (("ICEditVideoNoise", "mode"),),
-    "frames_per_batch": (("ICEditVideoSampler", "frames_per_batch"),),
-}
 # The stock loader that the smoke run replaces, and the pack's testing loader that stands in for it.
 SMOKE_CLIP_SWAP = ("DualCLIPLoader", "ICEditSmokeTestCLIPLoader", "text_encoder_name")
 
 
 class PromptError(ValueError):
     """A workflow or a value that cannot be turned into a prompt; the message names the node and input."""
+
+
+DECLARATION_HELP = ('declare them in the workflow\'s top-level "extra" block, as the shipped workflows do: '
+                    '"extra": {"icedit": {"inputs": {"image": [{"node": 1, "input": "image"}], '
+                    '"instruction": [{"node": 7, "input": "instruction"}], "seed": [{"node": 10, "input": "seed"}]}}} '
+                    '(node: the node\'s id in the UI file; see README.md, "Your own workflow")')
+
+
+class ApiPrompt(dict):
+    """An API prompt (node id -> node) that knows where its workflow's declared inputs are: `inputs` maps a
+    setting to its [(node id, input name), ...]. A dict, so it is sent, compared and copied as the prompt is."""
+
+    def __init__(self, nodes: dict, inputs: dict | None = None):
+        super().__init__(nodes)
+        self.inputs = inputs or {}
 
 
 def load_workflow(name_or_path: str) -> dict:
@@ -56,8 +58,35 @@ def load_workflow(name_or_path: str) -> dict:
         raise PromptError(f"workflow {path} is not valid JSON: {error}") from None
 
 
-def to_api(workflow: dict, object_info: dict) -> dict:
-    """The API prompt of a UI-format workflow (an API-format one is returned as it is)."""
+def workflow_path(name_or_path: str) -> str:
+    """The file of a shipped workflow's short name, or the path as given: what messages name."""
+    return WORKFLOWS.get(name_or_path, name_or_path)
+
+
+def declared_inputs(workflow: dict, source: str) -> dict[str, list[tuple[str, str]]]:
+    """{setting: [(node id, input name), ...]} from the workflow's extra.icedit.inputs; node ids as strings, as
+    the API prompt's keys are. PromptError naming `source` (the file) when there is none or it is malformed."""
+    extra = workflow.get("extra") if isinstance(workflow, dict) else None
+    declared = ((extra or {}).get("icedit") or {}).get("inputs") if isinstance(extra, dict) else None
+    if not declared:
+        raise PromptError(f"{source}: the workflow does not declare which inputs a run may set; {DECLARATION_HELP}")
+    if not isinstance(declared, dict):
+        raise PromptError(f"{source}: extra.icedit.inputs must be an object of setting: [targets]; {DECLARATION_HELP}")
+    inputs = {}
+    for setting, targets in declared.items():
+        if not isinstance(targets, list) or not targets or not all(
+                isinstance(t, dict) and isinstance(t.get("node"), (int, str)) and isinstance(t.get("input"), str)
+                for t in targets):
+            raise PromptError(f"{source}: extra.icedit.inputs.{setting} = {json.dumps(targets)[:200]}: each setting "
+                              'takes a list of {"node": <node id>, "input": "<input name>"}')
+        inputs[setting] = [(str(target["node"]), target["input"]) for target in targets]
+    return inputs
+
+
+def to_api(workflow: dict, object_info: dict) -> ApiPrompt:
+    """The API prompt of a UI-format workflow (an API-format one is returned as it is), with the inputs the
+    workflow declares (none when it declares none: with_inputs then refuses every value). A declared input the
+    converted prompt lacks is a PromptError naming it."""
     from comfy_cli.workflow_to_api import WorkflowConversionError, convert_ui_to_api
 
     types = {node.get("type") for node in workflow.get("nodes", [])} - {"Note", "MarkdownNote"}
@@ -65,32 +94,37 @@ def to_api(workflow: dict, object_info: dict) -> dict:
     if missing:
         raise PromptError(f"the server has no node types {missing} (is this pack installed there?)")
     try:
-        return convert_ui_to_api(workflow, object_info)
+        nodes = convert_ui_to_api(workflow, object_info)
     except WorkflowConversionError as error:
         raise PromptError(str(error)) from None
+    try:
+        inputs = declared_inputs(workflow, "the workflow")
+    except PromptError:
+        inputs = {}
+    for setting, targets in inputs.items():
+        for node_id, input_name in targets:
+            if node_id not in nodes:
+                raise PromptError(f"extra.icedit.inputs.{setting}: the workflow has no node {node_id}")
+            if input_name not in nodes[node_id]["inputs"]:
+                raise PromptError(f"extra.icedit.inputs.{setting}: node {node_id} ({nodes[node_id]['class_type']}) "
+                                  f"has no input {input_name!r} (its inputs: {', '.join(nodes[node_id]['inputs'])})")
+    return ApiPrompt(nodes, inputs)
 
 
-def nodes_taking(prompt: dict, role: str) -> list[tuple[str, str]]:
-    """(node id, input name) of every node in the prompt that takes `role`."""
-    pairs = dict(ROLES[role])
-    return [(node_id, pairs[node["class_type"]]) for node_id, node in sorted(prompt.items())
-            if node["class_type"] in pairs]
-
-
-def with_inputs(prompt: dict, **values) -> dict:
-    """A copy of the prompt with each role's value set (None leaves it as the workflow has it). A role that no
-    node of the prompt takes is an error unless its value is None."""
+def with_inputs(prompt: ApiPrompt, **values) -> ApiPrompt:
+    """A copy of the prompt with each setting's value set on the inputs the workflow declares for it (None
+    leaves it as the workflow has it). A setting the workflow does not declare is an error unless its value is
+    None."""
+    declared = getattr(prompt, "inputs", {})
     prompt = copy.deepcopy(prompt)
-    for role, value in values.items():
+    for setting, value in values.items():
         if value is None:
             continue
-        if role not in ROLES:
-            raise PromptError(f"unknown input role {role!r}; known: {sorted(ROLES)}")
-        targets = nodes_taking(prompt, role)
+        targets = declared.get(setting)
         if not targets:
-            raise PromptError(f"this workflow has no node that takes {role} "
-                              f"(looked for {', '.join(f'{t}.{i}' for t, i in ROLES[role])})")
-        # An input fed by another node (the plan feeding Multi-Turn's instructions) takes its value from there.
+            raise PromptError(f"this workflow declares no input {setting!r} (it declares: "
+                              f"{', '.join(sorted(declared)) or 'none'})")
+        # An input fed by another node takes its value from there.
         settable = [(node_id, name) for node_id, name in targets
                     if not isinstance(prompt[node_id]["inputs"].get(name), list)]
         if not settable:
@@ -100,6 +134,13 @@ def with_inputs(prompt: dict, **values) -> dict:
         for node_id, input_name in settable:
             prompt[node_id]["inputs"][input_name] = value
     return prompt
+
+
+def output_kinds(prompt: dict) -> dict[str, str]:
+    """{node id: kind} for every node that saves files: the last part of its filename_prefix ('ICEdit/edited' ->
+    'edited'), as the workflow names the output. The kind of an output is its node's, not its file name's."""
+    return {node_id: str(node["inputs"]["filename_prefix"]).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+            for node_id, node in prompt.items() if isinstance(node["inputs"].get("filename_prefix"), str)}
 
 
 def model_files(prompt: dict) -> list[tuple[str, str, str]]:

@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 
-from . import comfy_host, engine, items as itemlib, paths, prompt as prompts, video
+from . import comfy_host, engine, items as itemlib, paths, prompt as prompts, settings as settinglib, video
 from .comfy_host import ComfyError
 
 EXIT_INTERRUPTED = 130
@@ -52,9 +52,10 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--flicker", nargs=2, metavar=("SOURCE", "EDITED"),
                       help="only measure: the flicker of an edited clip against its source clip, and the source's own "
                            "(needs opencv-python-headless)")
+    optional_columns = [c for c in itemlib.MANIFEST_COLUMNS if c not in ("image", "instruction", "mask")]
     what.add_argument("--batch", metavar="FILE", help="a JSONL or CSV manifest (columns image, instruction, and "
-                      "optionally id, seed, workflow, steps; paths relative to the manifest), or a folder of images "
-                      "with an instruction in NAME.txt beside each")
+                      f"optionally {', '.join(optional_columns)}; paths relative to the manifest), or a folder of "
+                      "images with an instruction in NAME.txt beside each")
     what.add_argument("--output", default=os.path.join(paths.PACK_ROOT, "output"),
                       help="where the edits and the ledger results.jsonl go (default: output/)")
     add_run_options(p)
@@ -64,24 +65,16 @@ def parser() -> argparse.ArgumentParser:
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options of how and where items are edited, shared with runner/evaluate.py."""
     how = p.add_argument_group("how")
-    how.add_argument("--workflow", choices=sorted(prompts.WORKFLOWS), default="basic",
+    how.add_argument("--workflow", default="basic", metavar="NAME_OR_FILE",
                      help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA; early_filter: MoE-LoRA + Early "
                           "Filter with a local VLM judge; controlnet, upscale, lowvram, multiturn (one instruction "
-                          "per line), fast, region, compound, text_region; video (chosen by --video)")
-    how.add_argument("--seed", type=int_range(0, 2 ** 64 - 1), default=42)
-    how.add_argument("--steps", type=int_range(1, itemlib.MAX_STEPS),
-                     help="sampling steps (default 28; 4 on smoke-test models)")
-    how.add_argument("--panel-width", type=int_range(64, 4096),
-                     help="diptych panel width (default 512; 64 on smoke-test models)")
-    how.add_argument("--candidates", type=int_range(1, 64), help="Early Filter seeds (default 6; 3 on smoke-test "
-                                                                  "models)")
-    how.add_argument("--early-steps", type=int_range(1, itemlib.MAX_STEPS),
-                     help="Early Filter steps before judging (default 10; 2 on smoke-test models)")
-    how.add_argument("--noise", choices=("independent", "shared", "flow"), dest="video_noise",
-                     help="video: the starting noise per frame (default flow: it moves with the source's motion)")
-    how.add_argument("--frames-per-batch", type=int_range(1, 4096),
-                     help="video: frames sampled together (default 4; fewer need less GPU memory; the result is the "
-                          "same up to float rounding)")
+                          "per line), fast, region, compound, text_region; video (chosen by --video); or the path of "
+                          "your own workflow (UI format) that declares its settable inputs (README: Your own "
+                          "workflow)")
+    settinglib.add_options(how)
+    how.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="extra_inputs",
+                     help="a value for an input your own --workflow declares in extra.icedit.inputs (e.g. cfg=2.5; "
+                          "JSON or text); repeat for several")
     how.add_argument("--models-dir", help="a ComfyUI-style models folder holding the real weights")
     how.add_argument("--smoke-test", action="store_true", help="use the random-weight models even if real ones exist")
     scale = p.add_argument_group("scale and faults")
@@ -108,10 +101,21 @@ def config_from(args, p: argparse.ArgumentParser, output: str) -> engine.RunConf
         p.error(f"--models-dir {args.models_dir}: no such folder")
     if args.ray_address and servers:
         p.error("--ray-address and --servers exclude each other")
-    return engine.RunConfig(output=os.path.abspath(output), workflow=args.workflow, seed=args.seed,
-                            steps=args.steps, panel_width=args.panel_width, candidates=args.candidates,
-                            early_steps=args.early_steps, video_noise=args.video_noise,
-                            frames_per_batch=args.frames_per_batch,
+    workflow = args.workflow
+    if workflow not in prompts.WORKFLOWS:
+        if not os.path.isfile(workflow):
+            p.error(f"argument --workflow: {workflow!r} is neither a shipped workflow (choose from "
+                    f"{', '.join(sorted(prompts.WORKFLOWS))}) nor a workflow file")
+        workflow = os.path.abspath(workflow)
+    try:
+        extra_inputs = dict(settinglib.parse_assignment(text) for text in args.extra_inputs)
+    except settinglib.SettingError as error:
+        p.error(str(error))
+    if extra_inputs and workflow in prompts.WORKFLOWS:
+        p.error(f"--set is for the inputs your own --workflow file declares; the shipped {workflow} workflow takes "
+                "its settings from their options (see --help)")
+    return engine.RunConfig(output=os.path.abspath(output), workflow=workflow, extra_inputs=extra_inputs,
+                            **{setting.name: getattr(args, setting.name) for setting in settinglib.SETTINGS},
                             models_dir=args.models_dir and os.path.abspath(args.models_dir),
                             servers=servers, workers=args.workers, ray_address=args.ray_address,
                             retries=args.retries, item_timeout=float(args.item_timeout), smoke_test=args.smoke_test,

@@ -1,5 +1,5 @@
 """One worker: a ComfyUI server (started and owned, or one already running at a URL) that stays warm across
-items, the workflows converted once against its /object_info, and `edit(task)` for one item. The same class
+items, the workflows converted once against its /object_info, and `edit(request)` for one item. The same class
 runs in the driver's process (one worker, no Ray) and as a Ray actor (engine.py). Stdlib + aiohttp + comfy-cli.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import sys
 import time
 
 from . import comfy_host, prompt as prompts
+from .items import EditRequest, Outcome, Output
 from ..icedit_core.model_files import SMOKE_NODES_ENV
 from .prompt import SMOKE_CLIP_SWAP
 
@@ -25,18 +26,24 @@ class EditWorker:
     def __init__(self, setup: dict, name: str):
         self.setup = setup
         self.name = name
-        self.server = comfy_host.ComfyServer(
-            url=setup.get("url"), comfyui_path=setup.get("comfyui_path"),
-            python=setup.get("python") or sys.executable,
-            # Ray pins OMP_NUM_THREADS to the actor's CPU share; the server gets the run's setting instead (the
-            # user's, or cores / N for N servers on a machine without a GPU: engine._threads_per_server).
-            env={"OMP_NUM_THREADS": setup.get("omp_num_threads"),
-                 SMOKE_NODES_ENV: "1" if setup.get("smoke") else None})
-        if not setup.get("url"):
-            self.server.extra_model_paths = comfy_host.write_extra_model_paths(
-                os.path.join(self.server.workdir, "extra_model_paths.yaml"), setup["custom_nodes"],
+        # The server this worker starts and owns (None for one running at setup's url), and the client that talks
+        # to it; a restarted server gets a new client (a new port, no prompts of ours).
+        self.process: comfy_host.ComfyProcess | None = None
+        self.server: comfy_host.ComfyClient | None = None
+        if setup.get("url"):
+            self.server = comfy_host.ComfyClient(setup["url"])
+        else:
+            self.process = comfy_host.ComfyProcess(
+                comfyui_path=setup["comfyui_path"], python=setup.get("python") or sys.executable,
+                # Ray pins OMP_NUM_THREADS to the actor's CPU share; the server gets the run's setting instead (the
+                # user's, or cores / N for N servers on a machine without a GPU: engine._threads_per_server).
+                env={"OMP_NUM_THREADS": setup.get("omp_num_threads"),
+                     SMOKE_NODES_ENV: "1" if setup.get("smoke") else None})
+            self.process.extra_model_paths = comfy_host.write_extra_model_paths(
+                os.path.join(self.process.workdir, "extra_model_paths.yaml"), setup["custom_nodes"],
                 setup["model_dirs"])
-        self.prompts: dict[str, dict] = {}
+        self.prompts: dict[str, prompts.ApiPrompt] = {}
+        self.output_kinds: dict[str, dict[str, str]] = {}  # workflow -> {saving node id: kind}
         self.stopping = False
 
     # -- start-up and the check before work ------------------------------------------------------------------
@@ -45,7 +52,10 @@ class EditWorker:
         ok, problems}. A worker whose report is not ok gets no items."""
         problems = []
         try:
-            self.server.start(timeout=SERVER_START_TIMEOUT)
+            if self.process is None:
+                self.server.wait_ready()  # a server that is running answers at once
+            else:
+                self.server = self.process.start(timeout=SERVER_START_TIMEOUT)
             info = self.server.object_info()
         except comfy_host.ComfyError as error:
             return self._report([str(error).splitlines()[0]])
@@ -68,78 +78,82 @@ class EditWorker:
             if lacking:
                 problems.append(f"workflow {name}: the server lists no model file for " + "; ".join(lacking))
             self.prompts[name] = api
+            self.output_kinds[name] = prompts.output_kinds(api)
         return self._report(problems)
 
     def _report(self, problems: list[str]) -> dict:
-        return {"worker": self.name, "host": socket.gethostname(), "url": self.server.url,
-                "pid": self.server.process.pid if self.server.process else None,
+        return {"worker": self.name, "host": socket.gethostname(), "url": self.server.url if self.server else None,
+                "pid": self.process.popen.pid if self.process and self.process.popen else None,
                 "ok": not problems, "problems": problems}
 
     def stop(self) -> None:
         self.stopping = True  # an edit() in another thread must not restart the server it then loses
-        self.server.cleanup()
+        if self.process is None:
+            self.server.cancel_own_prompts()  # not ours to stop: only take back what this worker queued
+        else:
+            self.process.cleanup()
 
     # -- one item --------------------------------------------------------------------------------------------
-    def edit(self, task: dict, on_progress=None) -> dict:
-        """Edit one item. `task`: id, image_bytes (an image or a video file), extension, workflow, input_role
-        (image or video: the role the upload fills), values {role: value}, timeout.
+    def edit(self, request: EditRequest, on_progress=None) -> Outcome:
+        """Edit one item: upload its file, set it and the request's values on the workflow's declared inputs, run.
         `on_progress(text)` hears the running node and its step count (in the driver's process only).
-        Never raises for the item's own faults: returns {id, worker, status ok|failed, error, final (a failure
-        no retry can mend), outputs [(kind, filename, bytes)], texts, seconds, executor_seconds}."""
+        Never raises for the item's own faults: the Outcome says failed, why, and whether a retry could mend it."""
         started = time.monotonic()
-        result = {"id": task["id"], "worker": self.name, "status": "failed", "error": None, "outputs": [],
-                  "texts": [], "executor_seconds": 0.0, "seconds": 0.0}
+        outcome = Outcome(id=request.id, worker=self.name)
         if not self.prompts and not self.stopping:  # a Ray actor restarted after its process died
             report = self.start()
             if not report["ok"]:
-                return {**result, "error": "; ".join(report["problems"])}
+                outcome.error = "; ".join(report["problems"])
+                return outcome
         try:
-            uploaded = self.server.upload_image(task["image_bytes"], task["extension"],
-                                                timeout=min(60.0, task["timeout"]))
-            prompt = prompts.with_inputs(self.prompts[task["workflow"]], **{task.get("input_role", "image"): uploaded},
-                                         **task["values"])
+            uploaded = self.server.upload_image(request.upload, request.extension,
+                                                timeout=min(60.0, request.timeout))
+            prompt = prompts.with_inputs(self.prompts[request.workflow], **{request.upload_as: uploaded},
+                                         **request.inputs)
             executor_started = time.monotonic()
-            entry = self.server.run(prompt, timeout=task["timeout"], on_progress=_step_reporter(prompt, on_progress),
-                                    on_queued=lambda ahead: print(f"{task['id']}: waiting behind {ahead} other "
+            entry = self.server.run(prompt, timeout=request.timeout, on_progress=_step_reporter(prompt, on_progress),
+                                    on_queued=lambda ahead: print(f"{request.id}: waiting behind {ahead} other "
                                                                   f"prompts on {self.server.url}", flush=True))
-            result["executor_seconds"] = time.monotonic() - executor_started
-            for output in entry["outputs"].values():
+            outcome.executor_seconds = time.monotonic() - executor_started
+            kinds = self.output_kinds[request.workflow]
+            for node_id, output in entry["outputs"].items():
                 for image in output.get("images", []):
                     if image.get("type") == "output":  # previews (Early Filter candidates) stay on the server
-                        kind = image["filename"].rsplit("_", 2)[0]
-                        result["outputs"].append((kind, image["filename"], self.server.view(image)))
-                result["texts"] += [str(text) for text in output.get("text", [])]
-            if not any(kind == "edited" for kind, _, _ in result["outputs"]):
-                raise comfy_host.ComfyError("the workflow finished but saved no 'edited' image")
-            result["status"] = "ok"
+                        outcome.outputs.append(Output(kind=kinds.get(node_id, f"node{node_id}"), node=node_id,
+                                                      filename=image["filename"], data=self.server.view(image)))
+                outcome.texts += [str(text) for text in output.get("text", [])]
+            if not any(output.kind == "edited" for output in outcome.outputs):
+                raise comfy_host.ComfyError("the workflow finished but saved no 'edited' output (the output node "
+                                            "whose filename_prefix ends in 'edited')")
+            outcome.status = "ok"
         except (comfy_host.ServerGone, comfy_host.PromptTimeout) as error:
-            result["error"] = str(error).splitlines()[0]
-            self._recover(result)
+            outcome.error = str(error).splitlines()[0]
+            self._recover(outcome)
         except (comfy_host.PromptRejected, prompts.PromptError) as error:
-            result["error"] = str(error)
-            result["final"] = True  # the same values fail the same way on any worker: no retry
+            outcome.error = str(error)
+            outcome.final = True  # the same values fail the same way on any worker: no retry
         except comfy_host.NodeFailed as error:
-            result["error"] = str(error)
-            result["final"] = is_input_fault(error.exception_type)
+            outcome.error = str(error)
+            outcome.final = is_input_fault(error.exception_type)
         except comfy_host.ComfyError as error:
-            result["error"] = str(error)
+            outcome.error = str(error)
         except Exception as error:  # noqa: BLE001 - one poisoned item must never take the worker down
-            result["error"] = f"{type(error).__name__}: {error}"
-        result["seconds"] = time.monotonic() - started
-        return result
+            outcome.error = f"{type(error).__name__}: {error}"
+        outcome.seconds = time.monotonic() - started
+        return outcome
 
-    def _recover(self, result: dict) -> None:
+    def _recover(self, outcome: Outcome) -> None:
         """After a server death or a hang: a fresh server for the next item (ours), or leave it (external)."""
-        if self.server.external:
+        if self.process is None:
             self.server.cancel_own_prompts()
             return
         if self.stopping:
             return
         try:
-            self.server.restart(timeout=SERVER_START_TIMEOUT)
-            result["error"] += " (the worker restarted its ComfyUI server)"
+            self.server = self.process.restart(timeout=SERVER_START_TIMEOUT)
+            outcome.error += " (the worker restarted its ComfyUI server)"
         except comfy_host.ComfyError as error:
-            result["error"] += f" (restarting the ComfyUI server failed: {str(error).splitlines()[0]})"
+            outcome.error += f" (restarting the ComfyUI server failed: {str(error).splitlines()[0]})"
 
 
 def is_input_fault(exception_type: str) -> bool:

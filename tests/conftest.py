@@ -36,11 +36,10 @@ def comfy_server(smoke_models_dir, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("comfy-server"))
     yaml_path = comfy_host.write_extra_model_paths(os.path.join(workdir, "extra_model_paths.yaml"),
                                                    os.path.join(REPO, ".host", "custom_nodes"), [smoke_models_dir])
-    server = comfy_host.ComfyServer(comfyui_path=paths.comfyui_path(), python=sys.executable,
-                                    extra_model_paths=yaml_path, workdir=workdir, env={SMOKE_NODES_ENV: "1"})
-    server.start()
-    yield server
-    server.stop()
+    process = comfy_host.ComfyProcess(comfyui_path=paths.comfyui_path(), python=sys.executable,
+                                      extra_model_paths=yaml_path, workdir=workdir, env={SMOKE_NODES_ENV: "1"})
+    yield process.start()  # the client; its .process is the server's folder, log and lifetime
+    process.stop()
 
 
 @pytest.fixture(scope="session")

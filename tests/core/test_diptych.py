@@ -196,3 +196,14 @@ def test_the_comparison_of_a_huge_source_is_scaled_down_and_the_edit_is_not():
     assert comparison.shape == (1, height, 2 * width, 3) and width * height <= dip.COMPARISON_MAX_PIXELS
     assert (width, height) == (2508, 1672)  # the source's aspect
     assert (comparison[:, :, :width] - dip.resize_images(image, width, height)).abs().max() < 1e-6
+
+
+def test_the_edit_is_written_band_by_band_exactly_as_one_pil_resize_of_each_plane():
+    # 1100 rows: two full bands of ROWS_PER_SLAB and a short one; every value must land where one resize puts it.
+    panel = torch.rand((1, 40, 30, 3), generator=torch.Generator().manual_seed(3))
+    width, height = 901, 1100
+    resized = dip._resize_float_planes(panel[0], width, height)
+    for channel in range(3):
+        plane = Image.fromarray(np.ascontiguousarray(panel[0, ..., channel].numpy()), "F")
+        expected = np.clip(np.asarray(plane.resize((width, height), Image.BICUBIC)), 0.0, 1.0)
+        assert np.array_equal(resized[..., channel].numpy(), expected)

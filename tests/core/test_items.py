@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_icedit.runner import items
+from comfyui_icedit.runner import items, settings
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -52,7 +52,8 @@ def jsonl(*rows) -> str:
 
 
 def summary(item_list):
-    return [(i.id, i.image, i.instruction, i.seed, i.steps, i.workflow, i.error) for i in item_list]
+    return [(i.id, i.image, i.instruction, i.values.get("seed"), i.values.get("steps"), i.workflow, i.error)
+            for i in item_list]
 
 
 def errors(item_list):
@@ -304,8 +305,8 @@ def test_good_seed_or_steps(tmp_path, key, value, parsed):
     [item] = items.read_batch(write_text(tmp_path / "m.jsonl", jsonl({"image": "a.png", "instruction": "x",
                                                                       key: value})))
     assert item.error is None
-    assert getattr(item, key) == parsed
-    assert type(getattr(item, key)) is int
+    assert item.values[key] == parsed
+    assert type(item.values[key]) is int
 
 
 def test_bad_seed_and_steps_in_a_csv(tmp_path):
@@ -315,7 +316,7 @@ def test_bad_seed_and_steps_in_a_csv(tmp_path):
                                       ["a.png", "x", "1", "0"], ["a.png", "x", "3", "20"]]))
     assert errors(got) == [None, "m.csv line 3: seed = 'seven' is not a whole number",
                            "m.csv line 4: steps = 0 is outside [1, 10000]", None]
-    assert (got[0].seed, got[0].steps, got[3].seed, got[3].steps) == (None, None, 3, 20)
+    assert (got[0].values, got[3].values) == ({}, {"seed": 3, "steps": 20})
 
 
 # -- ids --------------------------------------------------------------------------------------------------------
@@ -530,18 +531,56 @@ def test_edit_pairs_and_a_manifest_agree(tmp_path, monkeypatch):
 
 
 # -- settings ---------------------------------------------------------------------------------------------------
-DEFAULTS = {"seed": 5, "steps": 28, "workflow": "basic", "panel_width": 512, "candidates": 4, "early_steps": 6}
+RUN = {"seed": 5, "candidates": 4, "early_steps": 6}  # what a run's options gave; the rest are the defaults
+IMAGE_INPUTS = {"image", "instruction", "seed", "steps", "panel_width"}  # what the basic workflow declares
+
+
+def key_of(item, run=RUN, smoke=False, declared=IMAGE_INPUTS, workflow="basic"):
+    resolved = settings.resolve(smoke, run, item.values)
+    return settings.key_settings(item.workflow or workflow, item.instruction, resolved, declared, {})
 
 
 def test_settings_take_the_defaults_only_where_the_row_is_silent():
     item = items.Item(id="a", image="/a.png", instruction="x", where="w")
-    assert item.settings(DEFAULTS) == {"seed": 5, "steps": 28, "workflow": "basic", "panel_width": 512,
-                                       "candidates": 4, "early_steps": 6, "instruction": "x"}
-    item = items.Item(id="a", image="/a.png", instruction="y", where="w", seed=0, steps=1, workflow="early_filter")
-    assert item.settings(DEFAULTS) == {"seed": 0, "steps": 1, "workflow": "early_filter", "panel_width": 512,
-                                       "candidates": 4, "early_steps": 6, "instruction": "y"}
-    assert items.Item(id="a", image="", instruction="", where="").settings(
-        {"seed": 1, "steps": 2, "workflow": "w", "panel_width": 3})["candidates"] is None
+    assert key_of(item) == {"seed": 5, "steps": 28, "workflow": "basic", "panel_width": 512,
+                            "candidates": 4, "early_steps": 6, "instruction": "x"}
+    item = items.Item(id="a", image="/a.png", instruction="y", where="w", values={"seed": 0, "steps": 1},
+                      workflow="early_filter")
+    assert key_of(item) == {"seed": 0, "steps": 1, "workflow": "early_filter", "panel_width": 512,
+                            "candidates": 4, "early_steps": 6, "instruction": "y"}
+    assert key_of(items.Item(id="a", image="", instruction="", where=""), run={})["candidates"] is None
+    assert key_of(items.Item(id="a", image="", instruction="", where=""), run={}, smoke=True)["candidates"] == 3
+
+
+def test_a_video_setting_enters_the_key_only_for_a_workflow_that_declares_it():
+    item = items.Item(id="a", image="/a.mp4", instruction="x", where="w")
+    assert "video_noise" not in key_of(item, run={"video_noise": "shared"})
+    declared = {"video", "instruction", "seed", "steps", "panel_width", "video_noise", "frames_per_batch"}
+    keyed = key_of(item, run={"video_noise": "shared"}, declared=declared, workflow="video")
+    assert (keyed["video_noise"], keyed["frames_per_batch"]) == ("shared", None)
+
+
+# Keys the runner wrote before the settings were declared in one table (computed by that code, f31afb4): a ledger
+# of those days must still say "done" for the same image and settings, or every resume would redo everything.
+OLD_KEYS = [
+    ({}, False, "basic", IMAGE_INPUTS, "28d14368dc95adf44b113e2ebf73fa9e"),
+    ({"seed": 7}, True, "early_filter", IMAGE_INPUTS | {"candidates", "early_steps"},
+     "a50440dd95097b0c00dc623bd646c431"),
+    ({}, True, "video", {"video", "instruction", "seed", "steps", "panel_width", "video_noise", "frames_per_batch"},
+     "3eb9b07273f6e83b9648a57d46ef8e08"),
+    ({"video_noise": "shared", "frames_per_batch": 2}, False, "video",
+     {"video", "instruction", "seed", "steps", "panel_width", "video_noise", "frames_per_batch"},
+     "a01e188a7158e3b6c1924dde47c6dccb"),
+]
+
+
+@pytest.mark.parametrize("values, smoke, workflow, declared, old_key", OLD_KEYS)
+def test_the_key_is_the_one_earlier_runs_wrote(values, smoke, workflow, declared, old_key):
+    run = {"seed": 42, **{name: value for name, value in values.items() if name != "seed"}}
+    item = items.Item(id="a", image="/a.png", instruction="make it red", where="w", workflow=workflow,
+                      values={"seed": values["seed"]} if "seed" in values else {})
+    keyed = settings.key_settings(workflow, item.instruction, settings.resolve(smoke, run, item.values), declared, {})
+    assert items.content_key(b"same picture bytes", keyed) == old_key
 
 
 # -- images before upload ---------------------------------------------------------------------------------------
@@ -787,12 +826,12 @@ def test_the_content_key_changes_with_any_byte():
 def test_the_content_key_of_an_item_follows_its_settings(tmp_path):
     image = b"same picture"
     base = items.Item(id="a", image="/a.png", instruction="x", where="w")
-    other_seed = items.Item(id="a", image="/a.png", instruction="x", where="w", seed=6)
-    default_seed = items.Item(id="a", image="/a.png", instruction="x", where="w", seed=5)
-    key = items.content_key(image, base.settings(DEFAULTS))
-    assert items.content_key(image, default_seed.settings(DEFAULTS)) == key  # an explicit default is the default
-    assert items.content_key(image, other_seed.settings(DEFAULTS)) != key
-    assert items.content_key(image, base.settings({**DEFAULTS, "steps": 29})) != key
+    other_seed = items.Item(id="a", image="/a.png", instruction="x", where="w", values={"seed": 6})
+    default_seed = items.Item(id="a", image="/a.png", instruction="x", where="w", values={"seed": 5})
+    key = items.content_key(image, key_of(base))
+    assert items.content_key(image, key_of(default_seed)) == key  # an explicit default is the default
+    assert items.content_key(image, key_of(other_seed)) != key
+    assert items.content_key(image, key_of(base, run={**RUN, "steps": 29})) != key
 
 
 # -- ledger -----------------------------------------------------------------------------------------------------

@@ -70,8 +70,11 @@ def plan(work, output):
     """The engine's planning of `work` into `output`: (tasks to edit, summary, log lines)."""
     os.makedirs(output, exist_ok=True)
     lines, summary = [], engine.Summary(total=len(work))
-    defaults = {**engine.SMOKE_DEFAULTS, "seed": 7, "workflow": "basic"}
-    todo = engine._plan(work, items.Ledger(str(output)), defaults, str(output), summary, lines.append)
+    config = engine.RunConfig(output=str(output), seed=7)
+    catalog = engine.Workflows(config.workflow)
+    for item in work:
+        engine._assign_workflow(item, config, catalog)
+    todo = engine._plan(config, work, items.Ledger(str(output)), summary, lines.append, True, catalog)
     return todo, summary, lines
 
 
@@ -157,7 +160,7 @@ def test_a_decompression_bomb_is_refused_naming_its_pixels_and_the_rows_around_i
                               {"image": "bomb.png", "instruction": "red"},
                               {"image": write_picture(tmp_path / "after.png", seed=2), "instruction": "red"})
     todo, summary, lines = plan(items.read_batch(manifest), tmp_path / "out")
-    assert [task["id"] for task in todo] == ["before", "after"]
+    assert [job.id for job in todo] == ["before", "after"]
     assert summary.failed == 1 and summary.failed_ids == ["bomb"]
     [line] = [line for line in lines if "bomb" in line]
     assert "edits.jsonl line 2" in line and bomb in line and "400000000 pixels" in line and "\n" not in line
@@ -168,7 +171,7 @@ def test_a_decompression_bomb_is_refused_naming_its_pixels_and_the_rows_around_i
 # -- 2. ids too long for a file name ------------------------------------------------------------------------------
 def longest_names(item_id: str, source: str) -> list[str]:
     """Every file an item's id names, while written: its results, a multi-turn run's turns, their temp names."""
-    names = engine._result_names(item_id, source) + [f"{item_id}_turns_000001_.png"]
+    names = items.result_names(item_id, source) + [f"{item_id}_turns_000001_.png"]
     return names + [f"{name}.partial-{LONGEST_PID}" for name in names]
 
 
@@ -201,7 +204,7 @@ def test_a_long_id_is_refused_and_a_long_file_name_gives_a_short_id_whose_files_
         assert len(item.id.encode()) <= items.MAX_ID_BYTES
         for name in longest_names(item.id, item.image):
             assert len(name.encode()) <= 255, name
-        for name in engine._result_names(item.id, item.image) + [f"{item.id}_turns_000001_.png"]:
+        for name in items.result_names(item.id, item.image) + [f"{item.id}_turns_000001_.png"]:
             items.write_atomically(str(output / name), b"written")  # the file system takes each name
     assert len(os.listdir(output)) == 4 * 3
     # The same image listed twice gets a second id from the same cut name (`-2`): it fits as well.
@@ -277,7 +280,7 @@ def test_a_video_with_an_odd_frame_size_is_refused_at_planning_naming_the_size(t
     assert items.upload_bytes(even)[1] == ".mkv"
     work = items.from_edit_pairs([(odd, "snow"), (even, "snow")], "--video", items.VIDEO_WORKFLOW)
     todo, summary, lines = plan(work, tmp_path / "out")
-    assert [task["id"] for task in todo] == ["even"] and summary.failed_ids == ["odd"]
+    assert [job.id for job in todo] == ["even"] and summary.failed_ids == ["odd"]
     [line] = [line for line in lines if "odd" in line]
     assert "--video #1" in line and "99x81" in line and "\n" not in line
 
@@ -321,7 +324,7 @@ def test_temp_folders_whose_owner_is_gone_are_removed_and_no_other(tmp_path):
 def test_a_server_folder_is_named_with_its_owner_and_sweeps_the_dead_ones(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     (tmp_path / f"icedit-comfy-{dead_pid()}-leftover").mkdir()
-    server = comfy_host.ComfyServer(comfyui_path=str(tmp_path / "no-comfyui"))
+    server = comfy_host.ComfyProcess(comfyui_path=str(tmp_path / "no-comfyui"))
     try:
         [name] = os.listdir(tmp_path)
         assert name.startswith(f"icedit-comfy-{os.getpid()}-") and server.workdir == str(tmp_path / name)

@@ -56,7 +56,7 @@ def test_the_run_says_what_it_chose_and_the_worker_hands_it_to_its_server(machin
                     "(set OMP_NUM_THREADS to choose)"]
     worker = EditWorker({**setup, "custom_nodes": str(tmp_path), "model_dirs": []}, "w1")
     try:
-        assert worker.server.env["OMP_NUM_THREADS"] == "1"
+        assert worker.process.env["OMP_NUM_THREADS"] == "1"
     finally:
         worker.stop()
-    assert not os.path.exists(worker.server.workdir)
+    assert not os.path.exists(worker.process.workdir)

@@ -14,12 +14,14 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
 from comfyui_icedit.runner import prompt as prompts
 from PIL import Image
 from icedit_testing import REPO
+from icedit_testing.server_runs import default_sigint, leftovers_in
 
 RUN_TIMEOUT = 600  # one whole runner process, at most (a busy 2-core machine samples the smoke models slowly)
 
@@ -87,13 +89,6 @@ def wait_gone(processes, timeout) -> list[psutil.Process]:
     return alive
 
 
-def leftovers_in(temp) -> list[str]:
-    """What a run left in its TMPDIR. torch's inductor cache folder (torchinductor_<user>, created empty by
-    `import torch._dynamo` in every process that imports torch, ComfyUI's included) is not the runner's: it has
-    a fixed name, is shared by every torch process of the user and does not grow per run."""
-    return sorted(name for name in os.listdir(temp) if not re.fullmatch(r"torchinductor_\w+", name))
-
-
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip()]
 
@@ -105,7 +100,7 @@ class Runner:
     def __init__(self, *args, env=None, cwd=None):
         self.process = subprocess.Popen(runner_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env=env or runner_env(), cwd=cwd or REPO,
-                                        start_new_session=False)
+                                        start_new_session=False, preexec_fn=default_sigint)
         self.ps = psutil.Process(self.process.pid)
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -327,24 +322,38 @@ def runner_with_own_server(tmp_path, steps):
     return runner, temp
 
 
-def test_sigterm_while_sampling_stops_the_runner_and_its_comfyui(tmp_path):
-    """Old fault: `kill <runner>` (SIGTERM, as systemd, docker stop or a batch scheduler send it) left the
-    ComfyUI server running, holding memory and a port."""
-    runner, temp = runner_with_own_server(tmp_path, steps=200)
+def test_sigterm_while_sampling_and_sigkill_each_stop_the_runners_comfyui(tmp_path):
+    """Two old faults, on two runners started at once (their servers start side by side: most of a start is
+    single-threaded imports, so two take little longer than one on two cores):
+    - `kill <runner>` (SIGTERM, as systemd, docker stop or a batch scheduler send it) left the ComfyUI server
+      running, holding memory and a port;
+    - a runner killed outright (SIGKILL, the OOM killer, a Ray actor's death) orphaned ComfyUI. Nothing in the
+      runner can run then; the kernel must end the server (PR_SET_PDEATHSIG)."""
+    (tmp_path / "term").mkdir()
+    (tmp_path / "kill").mkdir()
+    terminated, temp = runner_with_own_server(tmp_path / "term", steps=200)
+    killed, _ = runner_with_own_server(tmp_path / "kill", steps=200)  # its temp folders stay under tmp_path
     try:
-        runner.wait_for_line("worker w1 ready", timeout=300)
-        server = runner.wait_for_comfyui(timeout=10)
+        killed.wait_for_line("worker w1 ready", timeout=300)
+        orphan = killed.wait_for_comfyui(timeout=10)
+        killed.process.kill()
+        assert killed.wait(timeout=30) == -signal.SIGKILL
+        assert wait_gone([orphan], timeout=30) == [], f"ComfyUI (pid {orphan.pid}) outlived its killed runner"
+
+        terminated.wait_for_line("worker w1 ready", timeout=300)
+        server = terminated.wait_for_comfyui(timeout=10)
         wait_for_sampling(log_of(server), 200, timeout=300)
         signalled = time.monotonic()
-        runner.process.send_signal(signal.SIGTERM)
-        code = runner.wait(timeout=60)
-        assert code == 130, runner.output()
-        assert "interrupted" in "\n".join(runner.stderr)
+        terminated.process.send_signal(signal.SIGTERM)
+        code = terminated.wait(timeout=60)
+        assert code == 130, terminated.output()
+        assert "interrupted" in "\n".join(terminated.stderr)
         assert wait_gone([server], timeout=max(1.0, 30 - (time.monotonic() - signalled))) == [], \
             f"ComfyUI (pid {server.pid}) still runs after the runner got SIGTERM"
         assert leftovers_in(temp) == [], "the interrupted runner left temporary folders behind"
     finally:
-        runner.kill_leftovers()
+        terminated.kill_leftovers()
+        killed.kill_leftovers()
 
 
 def test_ctrl_c_while_the_server_starts_stops_its_comfyui(tmp_path):
@@ -366,26 +375,12 @@ def test_ctrl_c_while_the_server_starts_stops_its_comfyui(tmp_path):
         runner.kill_leftovers()
 
 
-def test_sigkill_of_the_runner_takes_its_comfyui_with_it(tmp_path):
-    """Old fault: a runner killed outright (SIGKILL, the OOM killer, a Ray actor's death) orphaned ComfyUI.
-    Nothing in the runner can run then; the kernel must end the server (PR_SET_PDEATHSIG)."""
-    runner, _ = runner_with_own_server(tmp_path, steps=200)  # its temp folders stay under tmp_path
-    try:
-        runner.wait_for_line("worker w1 ready", timeout=300)
-        server = runner.wait_for_comfyui(timeout=10)
-        runner.process.kill()
-        assert runner.wait(timeout=30) == -signal.SIGKILL
-        assert wait_gone([server], timeout=30) == [], f"ComfyUI (pid {server.pid}) outlived its killed runner"
-    finally:
-        runner.kill_leftovers()
-
-
 # -- 3. an interrupted runner takes back its own prompts on a shared server, and only its own ---------------------
 def test_ctrl_c_on_a_shared_server_cancels_only_the_runners_own_prompt(comfy_server, tmp_path):
     """Old fault: after Ctrl-C the runner's prompt kept sampling on the shared server for minutes (or the
     runner cleared the whole queue, other users' prompts included)."""
     source = write_source(tmp_path / "photo.png", variant=2)
-    log_start = os.path.getsize(comfy_server.log_path)
+    log_start = os.path.getsize(comfy_server.process.log_path)
     running, pending = queue_of(comfy_server)
     assert running == [] and pending == [], "the shared server is busy before the test"
     runner = Runner("--server", comfy_server.url, "--smoke-test", "--steps", 300, "--quiet",
@@ -407,7 +402,7 @@ def test_ctrl_c_on_a_shared_server_cancels_only_the_runners_own_prompt(comfy_ser
         other = json.loads(raw)["prompt_id"]
         running, pending = queue_of(comfy_server)
         assert [item[1] for item in running] == [own] and [item[1] for item in pending] == [other]
-        wait_for_sampling(comfy_server.log_path, 300, timeout=300, start_offset=log_start)
+        wait_for_sampling(comfy_server.process.log_path, 300, timeout=300, start_offset=log_start)
 
         os.kill(runner.process.pid, signal.SIGINT)
         assert runner.wait(timeout=60) == 130, runner.output()
@@ -450,7 +445,7 @@ def test_ctrl_c_while_queued_behind_another_client_deletes_only_the_runners_prom
     Ctrl-C must delete the runner's queued prompt and leave the other client's running prompt alone (no
     global /interrupt, no queue clear)."""
     steps = 2000  # the other client's long prompt; the test interrupts it itself at the end
-    log_start = os.path.getsize(comfy_server.log_path)
+    log_start = os.path.getsize(comfy_server.process.log_path)
     assert queue_of(comfy_server) == ([], []), "the shared server is busy before the test"
     status, raw = comfy_server.post_json("/prompt", {"prompt": other_clients_prompt(
         comfy_server, write_source(tmp_path / "other.png", variant=5), steps=steps), "client_id": "other"})
@@ -472,7 +467,7 @@ def test_ctrl_c_while_queued_behind_another_client_deletes_only_the_runners_prom
         assert len(own) == 1, f"the runner's prompt never waited in the queue:\n{runner.output()}"
         assert [item[1] for item in running] == [other]
         runner.wait_for_line("waiting behind 1 other prompts", timeout=30)  # the user is told why nothing moves
-        wait_for_sampling(comfy_server.log_path, steps, timeout=300, start_offset=log_start)
+        wait_for_sampling(comfy_server.process.log_path, steps, timeout=300, start_offset=log_start)
 
         os.kill(runner.process.pid, signal.SIGINT)
         assert runner.wait(timeout=60) == 130, runner.output()
@@ -480,13 +475,13 @@ def test_ctrl_c_while_queued_behind_another_client_deletes_only_the_runners_prom
         assert [item[1] for item in pending] == [], "the interrupted runner's prompt is still queued"
         assert comfy_server.history(own[0]) is None, "the runner's queued prompt ran after all"
         # The other client's prompt goes on sampling: its step count still grows.
-        reached = sampler_step(comfy_server.log_path, steps, log_start)
+        reached = sampler_step(comfy_server.process.log_path, steps, log_start)
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and sampler_step(comfy_server.log_path, steps, log_start) < reached + 2:
+        while time.monotonic() < deadline and sampler_step(comfy_server.process.log_path, steps, log_start) < reached + 2:
             time.sleep(0.5)
         running, _ = queue_of(comfy_server)
         assert [item[1] for item in running] == [other], "the other client's running prompt was stopped"
-        assert sampler_step(comfy_server.log_path, steps, log_start) >= reached + 2, \
+        assert sampler_step(comfy_server.process.log_path, steps, log_start) >= reached + 2, \
             "the other client's prompt stopped sampling when the runner was interrupted"
     finally:
         if runner is not None:
@@ -499,19 +494,28 @@ def test_ctrl_c_while_queued_behind_another_client_deletes_only_the_runners_prom
 
 
 # -- 4. servers that are not there, or not ComfyUI ----------------------------------------------------------------
-@pytest.mark.parametrize("url, extra", [("http://127.0.0.1:9", []), ("127.0.0.1:9", []),
-                                        ("127.0.0.1:9", ["--smoke-test"])])
-def test_a_server_that_does_not_answer_is_a_one_line_error_naming_it(tmp_path, url, extra):
+def test_a_server_that_does_not_answer_is_a_one_line_error_naming_it(tmp_path):
+    """Three spellings of a server that refuses connections. The runner waits some seconds for a server that
+    may still be starting before it gives up, so the three run side by side (their waits overlap); each on its
+    own output folder, as one run holds its folder's lock."""
     source = write_source(tmp_path / "photo.png")
-    started = time.monotonic()
-    result = run_cli("--server", url, *extra, "--output", tmp_path / "out", "--edit", source, "make the sky red",
-                     timeout=60, cwd=tmp_path)
-    took = time.monotonic() - started
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert took < 20, f"took {took:.1f} s"
-    lines = error_lines(result.stderr)
-    assert len(lines) == 1, result.stderr
-    assert "127.0.0.1:9" in lines[0] and "Traceback" not in result.stderr
+    variants = [("http://127.0.0.1:9", []), ("127.0.0.1:9", []), ("127.0.0.1:9", ["--smoke-test"])]
+
+    def attempt(index, url, extra):
+        started = time.monotonic()
+        result = run_cli("--server", url, *extra, "--output", tmp_path / f"out{index}", "--edit", source,
+                         "make the sky red", timeout=60, cwd=tmp_path)
+        return result, time.monotonic() - started
+
+    with ThreadPoolExecutor(len(variants)) as pool:
+        finished = list(pool.map(lambda args: attempt(*args), [(i, *v) for i, v in enumerate(variants)]))
+    for (url, extra), (result, took) in zip(variants, finished, strict=True):
+        what = f"--server {url} {' '.join(extra)}: "
+        assert result.returncode == 2, what + result.stdout + result.stderr
+        assert took < 20, f"{what}took {took:.1f} s"
+        lines = error_lines(result.stderr)
+        assert len(lines) == 1, what + result.stderr
+        assert "127.0.0.1:9" in lines[0] and "Traceback" not in result.stderr, what + result.stderr
 
 
 @pytest.mark.parametrize("extra", [[], ["--smoke-test"]])
@@ -623,7 +627,7 @@ def test_bad_images_fail_with_their_own_path_and_the_good_one_is_edited(comfy_se
         entry = state[item]
         assert entry["status"] == "failed", entry
         assert str(path) in entry["error"] and words in entry["error"], entry["error"]
-        assert comfy_server.workdir not in entry["error"] and not re.search(r"icedit-[0-9a-f]{24}", entry["error"])
+        assert comfy_server.process.workdir not in entry["error"] and not re.search(r"icedit-[0-9a-f]{24}", entry["error"])
         assert not list(output.glob(f"{item}_*.png"))
         assert any(str(path) in line and words in line for line in result.stdout.splitlines()), result.stdout
     assert "4 failed" in result.stdout
@@ -661,16 +665,17 @@ def test_running_again_skips_what_is_done_and_never_overwrites_another_edit(comf
 @pytest.mark.parametrize("mode", ["running server, smoke models named",
                                   # the model check before work makes its own client of the server (an
                                   # earlier version gave that client a temporary folder that nothing removed)
-                                  "running server, smoke models detected",
-                                  "own server"])
+                                  "running server, smoke models detected"])
 def test_a_run_leaves_no_temporary_folder_behind(comfy_server, tmp_path, mode):
-    """Old fault: every run left an icedit-* folder (a server's input/output copies, its database) in /tmp."""
+    """Old fault: every run left an icedit-* folder (a server's input/output copies, its database) in /tmp.
+    A run with a server of its own is checked for the same in test_batch.py's hung-server test (which starts
+    one, and restarts it), and one with Ray workers in its interrupted-run test: each server start costs
+    seconds, so these checks ride on runs that start servers anyway."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     source = write_source(tmp_path / "photo.png", 72, 72, variant=4)
-    args = ["--steps", 1, "--quiet", "--output", tmp_path / "out", "--edit", source, "make the sky red"]
-    if mode.startswith("running server"):
-        args += ["--server", comfy_server.url]
+    args = ["--steps", 1, "--quiet", "--output", tmp_path / "out", "--edit", source, "make the sky red",
+            "--server", comfy_server.url]
     if "detected" not in mode:
         args.append("--smoke-test")
     result = run_cli(*args, env=runner_env(TMPDIR=str(temp)), cwd=tmp_path)

@@ -147,11 +147,11 @@ def test_the_shipped_workflows_run_through_the_real_executor(comfy_server, tmp_p
         comparison = [edited[0] | {"expected": (100, 70)}]
     else:
         assert len(edited) == 1 and len(comparison) == 1
-    on_disk = os.path.join(comfy_server.workdir, "output", edited[0]["subfolder"], edited[0]["filename"])
+    on_disk = os.path.join(comfy_server.process.workdir, "output", edited[0]["subfolder"], edited[0]["filename"])
     scale = 2 if "upscale" in name else 1  # the smoke-test upscaler is 2x
     with Image.open(on_disk) as result:
         assert result.size == (100 * scale, 70 * scale)
-    with Image.open(os.path.join(comfy_server.workdir, "output", comparison[0]["subfolder"],
+    with Image.open(os.path.join(comfy_server.process.workdir, "output", comparison[0]["subfolder"],
                                  comparison[0]["filename"])) as result:
         assert result.size == comparison[0].get("expected", (200, 70))
     texts = [text for output in entry["outputs"].values() for text in output.get("text", [])]
@@ -260,7 +260,7 @@ def test_three_turns_through_the_real_executor_reproduce_with_the_same_seeds(com
         turns = sorted((i for i in images if i["filename"].startswith("turns")), key=lambda i: i["filename"])
         pixels = []
         for image in turns:
-            with Image.open(os.path.join(comfy_server.workdir, "output", image["subfolder"], image["filename"])) as png:
+            with Image.open(os.path.join(comfy_server.process.workdir, "output", image["subfolder"], image["filename"])) as png:
                 assert png.size == (90, 60)
                 pixels.append(png.tobytes())
         cached = [data["nodes"] for kind, data in entry["status"]["messages"] if kind == "execution_cached"]

@@ -1,5 +1,5 @@
 """The shipped workflows are what devtools/build_workflows.py writes, and carry what ComfyUI-Manager and the
-frontend need."""
+frontend need. The builder reads the pack's node schemas with ComfyUI in this process, hence this tier."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from comfyui_icedit.devtools import build_workflows
+from comfyui_icedit.devtools import build_workflows, node_info
+from comfyui_icedit.icedit_core.model_files import LOADER_INPUTS, MODEL_FILES, REAL_MODELS
 from icedit_testing import REPO
 
 UI_FIELDS = ("id", "type", "pos", "size", "flags", "order", "mode", "properties")
@@ -16,7 +17,8 @@ UI_FIELDS = ("id", "type", "pos", "size", "flags", "order", "mode", "properties"
 @pytest.mark.parametrize("variant", build_workflows.VARIANTS)
 def test_committed_workflow_is_the_built_one(variant):
     with open(os.path.join(REPO, "workflows", f"icedit_{variant}.json"), encoding="utf-8") as handle:
-        assert json.load(handle) == build_workflows.build(variant), "run: python -m comfyui_icedit.devtools.build_workflows"
+        committed = json.load(handle)
+    assert committed == build_workflows.build(variant), "run: python -m comfyui_icedit.devtools.build_workflows"
 
 
 @pytest.mark.parametrize("variant", build_workflows.VARIANTS)
@@ -61,3 +63,38 @@ def test_an_overlay_replaces_in_place_removes_with_links_and_rejects_unknown_ids
         bw.apply(base, bw.Overlay(replace=(bw.Node(9, "SaveImage", (0, 0), (1, 1)),)))
     with pytest.raises(KeyError):
         bw.apply(base, bw.Overlay(reroute={(2, "image"): ()}))
+
+
+def test_the_core_snapshot_holds_the_core_nodes_the_workflows_use_and_no_others():
+    assert set(node_info.core_snapshot()["nodes"]) == build_workflows.core_node_types(), \
+        f"run: {node_info.REFRESH_COMMAND}"
+    assert not set(node_info.core_snapshot()["nodes"]) & set(node_info.pack_object_info())
+
+
+def test_a_pack_nodes_sockets_are_its_schemas():
+    """The schema, not a table: an optional socket after the required ones, a forced-input STRING a socket, every
+    other widget left out."""
+    inputs, outputs = node_info.node_sockets("ICEditMultiTurn")
+    assert inputs == (("model", "MODEL"), ("clip", "CLIP"), ("vae", "VAE"), ("image", "IMAGE"),
+                      ("judge", "ICEDIT_JUDGE"))
+    assert outputs == (("final", "IMAGE"), ("turns", "IMAGE"), ("log", "STRING"))
+    assert ("instruction", "STRING") in node_info.node_sockets("ICEditEarlyFilterSampler")[0]
+    with pytest.raises(KeyError, match="--refresh-core-nodes"):
+        node_info.node_sockets("NoSuchNode")
+
+
+@pytest.mark.parametrize("variant", build_workflows.VARIANTS)
+def test_every_model_file_a_loader_names_is_in_the_model_table_under_the_loaders_folder(variant):
+    """So the Read me lists it, the README's table has it and the runner checks it (icedit_core/model_files.py)."""
+    folder_of = {name: model.folder for model in MODEL_FILES for name in model.names}
+    named = []
+    for node in build_workflows.assembled(variant).nodes:
+        if not any(node_type == node.type for node_type, _ in LOADER_INPUTS):
+            continue
+        widgets = dict(zip(node_info.widget_names(node_info.object_info_entry(node.type)), node.widgets))
+        for input_name, value in widgets.items():
+            if (node.type, input_name) in LOADER_INPUTS:
+                assert value in REAL_MODELS, f"{variant}: {node.type}.{input_name} = {value!r} is not in MODEL_FILES"
+                assert folder_of[value] == LOADER_INPUTS[node.type, input_name][0], (variant, node.type, value)
+                named.append(value)
+    assert named, f"{variant} names no model file"
