@@ -40,7 +40,7 @@ def test_the_pack_loads_and_lists_its_nodes(comfy_server):
         for section in ("required", "optional"):
             for name, spec in info[node_id]["input"].get(section, {}).items():
                 assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
-    log = comfy_server.log_tail(10_000)
+    log = comfy_server.process.log_tail(10_000)
     assert "comfyui-icedit" in log and not [line for line in log.splitlines()
                                               if "IMPORT FAILED" in line and "comfyui-icedit" in line]
 
@@ -169,7 +169,7 @@ def test_the_shipped_workflows_run_through_the_real_executor(comfy_server, tmp_p
                    "winner: #" in text for text in texts), texts
         previews = [image for image in saved if image["type"] == "temp"]
         assert len(previews) == 2
-    assert "lora key not loaded" not in comfy_server.log_tail(100_000).lower()
+    assert "lora key not loaded" not in comfy_server.process.log_tail(100_000).lower()
 
 
 def test_node_errors_reach_the_user_as_comfyui_reports_them(comfy_server, tmp_path):
@@ -280,7 +280,7 @@ def test_three_turns_through_the_real_executor_reproduce_with_the_same_seeds(com
 def edited_pixels(server, entry, prefix="edited") -> bytes:
     image = next(i for output in entry["outputs"].values() for i in output.get("images", [])
                  if i["filename"].startswith(prefix))
-    with Image.open(os.path.join(server.workdir, "output", image["subfolder"], image["filename"])) as png:
+    with Image.open(os.path.join(server.process.workdir, "output", image["subfolder"], image["filename"])) as png:
         return png.tobytes()
 
 

@@ -28,7 +28,7 @@ def run_video(server, clip, instruction, noise="flow", frames_per_batch=4, steps
     saved = [item for output in entry["outputs"].values() for item in output.get("images", [])]
     texts = [text for output in entry["outputs"].values() for text in output.get("text", [])]
     (video,) = [item for item in saved if item["filename"].startswith("edited")]
-    path = os.path.join(server.workdir, "output", video["subfolder"], video["filename"])
+    path = os.path.join(server.process.workdir, "output", video["subfolder"], video["filename"])
     return path, texts
 
 
