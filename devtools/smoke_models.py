@@ -6,6 +6,7 @@ real executor. Imports ComfyUI: run under devtools/bootstrap.py.
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import json
@@ -262,6 +263,18 @@ def ensure_smoke_models(cache_root: str, log=print) -> str:
     done = os.path.join(root, ".complete")
     if os.path.exists(done):
         return root
+    os.makedirs(cache_root, exist_ok=True)
+    # One generator at a time (test tiers side by side, several runners at once): a second process waits, then
+    # finds the folder complete, instead of rewriting files the first one is already reading.
+    with open(os.path.join(cache_root, ".smoke-models.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(done):
+            _generate(cache_root, root, log)
+    return root
+
+
+def _generate(cache_root: str, root: str, log) -> None:
+    done = os.path.join(root, ".complete")
     for stale in glob.glob(os.path.join(cache_root, "smoke-models-*")):  # made by older generator code
         if stale != root:
             shutil.rmtree(stale, ignore_errors=True)
@@ -291,4 +304,3 @@ def ensure_smoke_models(cache_root: str, log=print) -> str:
     _save(upscaler_state_dict(), target("upscale"))
     with open(done, "w") as handle:
         handle.write("ok\n")
-    return root

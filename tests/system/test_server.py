@@ -120,7 +120,7 @@ def smoke_prompt(server, tmp_path, workflow="icedit_basic.json", instruction="ma
     return prompts.with_inputs(api, image=image, instruction=instruction, seed=3, steps=3, panel_width=64, **values)
 
 
-@pytest.mark.parametrize("name", IMAGE_WORKFLOWS)  # the video workflow's run: tests/test_video_server.py
+@pytest.mark.parametrize("name", IMAGE_WORKFLOWS)  # the video workflow's run: tests/system/test_video_server.py
 def test_the_shipped_workflows_run_through_the_real_executor(comfy_server, tmp_path, name):
     # An instruction of its own, so that ComfyUI's cache cannot answer for the prompt node (and hide its report).
     prompt = smoke_prompt(comfy_server, tmp_path, name, instruction=f"make the sky red ({name[:-5]})")
