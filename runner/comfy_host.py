@@ -245,7 +245,7 @@ class ComfyClient:
         deadline = time.monotonic() + timeout
         last_error = None
         while time.monotonic() < deadline:
-            self._raise_if_exited("while starting")
+            self._raise_if_exited(starting=True)
             try:
                 stats = self.get_json("/system_stats", timeout=2)
             except ServerGone as error:
@@ -265,13 +265,16 @@ class ComfyClient:
         raise ComfyError(f"ComfyUI at {self.url} did not answer within {timeout:.0f} s; log tail:\n"
                          f"{self.process.log_tail()}")
 
-    def _raise_if_exited(self, doing: str) -> None:
+    def _raise_if_exited(self, starting: bool) -> None:
+        """When our server's process has exited: ComfyError while it starts (its log's traceback says why), else
+        ServerGone (the prompt in its hands is lost; a retry may pass on a fresh server)."""
         code = None if self.process is None else self.process.exit_code()
-        if code is not None:
-            starting = doing == "while starting"
-            raise (ComfyError if starting else ServerGone)(
-                f"ComfyUI exited with code {code} {doing}; last lines of {self.process.log_path}:\n"
-                f"{self.process.log_tail(40 if starting else 15)}")
+        if code is None:
+            return
+        error, doing, lines = (ComfyError, "while starting", 40) if starting else (
+            ServerGone, "while running the prompt", 15)
+        raise error(f"ComfyUI exited with code {code} {doing}; last lines of {self.process.log_path}:\n"
+                    f"{self.process.log_tail(lines)}")
 
     # -- HTTP ------------------------------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: bytes | None = None, headers=None, timeout: float = 60):
@@ -416,7 +419,7 @@ class ComfyClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PromptTimeout(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
-            self._raise_if_exited("while running the prompt")
+            self._raise_if_exited(starting=False)
             try:
                 message = await ws.receive(timeout=min(remaining, 2.0))
             except asyncio.TimeoutError:
