@@ -48,6 +48,8 @@ def test_batch_scale_benchmark_measures_one_and_two_workers(tmp_path):
     assert results["speedup_2_vs_1"] == round(results["two_workers"]["items_per_second"]
                                               / results["one_worker"]["items_per_second"], 3)
     assert "2 workers / 1 worker" in result.stdout
+    # One item is every worker's first: no steady rate (tests/pack/test_bench_steady_rate.py checks the sum).
+    assert results["one_worker"]["steady_items_per_second"] is None and results["steady_speedup_2_vs_1"] is None
 
 
 def test_edit_latency_benchmark_times_every_phase_of_both_edits(tmp_path):
