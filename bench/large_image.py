@@ -10,9 +10,11 @@ server's resident size then is the baseline ("the loaded models"). Its peak (VmH
 is edited; the peak above the baseline is the figure, and what stays resident after it ("kept": ComfyUI's cache
 holds the last prompt's outputs, the source and the edit among them, until the next prompt).
 
-Then, in a process of its own, node by node: ComfyUI's LoadImage, ICEditDiptych, ICEditCrop and ComfyUI's
-SaveImage (comparison, then edit) called in-process in the workflow's order, each output kept alive as ComfyUI's
-cache keeps it, the peak of each (VmHWM reset before it): where the copies are.
+Then, in a process of its own, node by node: ComfyUI's LoadImage, ICEditDiptych, ICEditCrop, ComfyUI's SaveImage
+(the comparison) and ICEditSaveImage (the edit), as the workflow saves them, called in-process in the workflow's
+order, each output kept alive as ComfyUI's cache keeps it, the peak of each (VmHWM reset before it): where the
+copies are. (Until the workflows saved the edit with ICEditSaveImage, ComfyUI's SaveImage saved it: its own peak
+was +2.72 GiB, the server's peak +5.22 GiB.)
 
 --steady-allocator starts the server and the probe with glibc's MALLOC_MMAP_THRESHOLD_ and
 MALLOC_TRIM_THRESHOLD_ at 128 KB: every allocation above that is a mapping of its own, returned to the system when
@@ -164,10 +166,11 @@ def measure_server(big: str, small: str, steps: int, steady: bool) -> dict:
 
 # -- node by node, in a process of its own ---------------------------------------------------------------------
 def probe_nodes(big: str, panel_width: int) -> dict:
-    """ComfyUI's LoadImage and SaveImage and the pack's nodes called in this process in the basic workflow's order,
-    every output kept alive as ComfyUI's cache keeps it for the whole prompt; the peak of each node above what was
-    resident before it, and what stays. The decoded diptych is the diptych itself (the sampler and the VAE work at
-    panel size; what they cost does not grow with the source)."""
+    """ComfyUI's LoadImage and SaveImage (the comparison) and the pack's nodes (ICEditSaveImage saves the edit)
+    called in this process in the basic workflow's order, every output kept alive as ComfyUI's cache keeps it for
+    the whole prompt; the peak of each node above what was resident before it, and what stays. The decoded
+    diptych is the diptych itself (the sampler and the VAE work at panel size; what they cost does not grow with
+    the source)."""
     from ..devtools import bootstrap
 
     bootstrap.import_pack()
@@ -175,6 +178,7 @@ def probe_nodes(big: str, panel_width: int) -> dict:
     import nodes as comfy_nodes
 
     from ..nodes.edit import ICEditCrop, ICEditDiptych
+    from ..nodes.save_image import ICEditSaveImage
 
     folder_paths.set_input_directory(os.path.dirname(big))
     folder_paths.set_output_directory(tempfile.mkdtemp(prefix="icedit-bench-nodes-"))
@@ -184,7 +188,7 @@ def probe_nodes(big: str, panel_width: int) -> dict:
                                                             True).result),
              ("SaveImage comparison", lambda kept: comfy_nodes.SaveImage().save_images(kept["ICEditCrop"][1],
                                                                                        "comparison")),
-             ("SaveImage edited", lambda kept: comfy_nodes.SaveImage().save_images(kept["ICEditCrop"][0], "edited"))]
+             ("ICEditSaveImage edited", lambda kept: ICEditSaveImage.execute(kept["ICEditCrop"][0], "edited").ui)]
     start = status_bytes("self", "VmRSS:")
     kept, report = {}, {}
     for name, step in steps:
@@ -262,8 +266,9 @@ def main(argv=None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
     float_image_gb = args.width * args.height * 3 * 4 / GIGABYTE
     results = {"machine": started_machine,
-               "workflow": "basic (LoadImage -> ICEditDiptych -> ... -> ICEditCrop -> SaveImage edited + "
-                           "comparison) through the runner's command line (--server), smoke-test models, --cpu",
+               "workflow": "basic (LoadImage -> ICEditDiptych -> ... -> ICEditCrop -> ICEditSaveImage edited + "
+                           "SaveImage comparison) through the runner's command line (--server), smoke-test "
+                           "models, --cpu",
                "source": f"{args.width}x{args.height} JPEG, {jpeg_bytes / 2 ** 20:.1f} MiB; "
                          f"{float_image_gb:.2f} GiB as a float32 IMAGE",
                "units": "GiB (2^30 bytes)", "steps": args.steps, "steady_allocator": args.steady_allocator,

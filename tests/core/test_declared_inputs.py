@@ -75,7 +75,7 @@ def test_a_workflow_that_is_no_file_is_a_usage_error(tmp_path, capsys):
 def api_prompt() -> prompts.ApiPrompt:
     nodes = {"5": {"class_type": "KSampler", "inputs": {"seed": 1, "cfg": 1.0, "model": ["4", 0]}},
              "6": {"class_type": "KSampler", "inputs": {"seed": 1}},
-             "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ICEdit/edited", "images": ["8", 0]}},
+             "9": {"class_type": "ICEditSaveImage", "inputs": {"filename_prefix": "ICEdit/edited", "images": ["8", 0]}},
              "12": {"class_type": "SaveImage", "inputs": {"filename_prefix": "before_after", "images": ["8", 1]}}}
     return prompts.ApiPrompt(nodes, {"seed": [("5", "seed")], "cfg": [("5", "cfg")], "model": [("5", "model")]})
 
