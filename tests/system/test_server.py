@@ -246,6 +246,17 @@ def test_a_bad_template_is_reported_under_its_own_name(comfy_server, tmp_path):
     assert errors[0]["details"].split(" - ", 1)[1].startswith("template = 'diptych-v2' is not one of the choices")
 
 
+def reset_executor_cache(server) -> None:
+    """/free, then a tiny prompt. /free sets flags and wakes ComfyUI's prompt worker, which reads them only after
+    its queue returns (PromptQueue.get, main.prompt_worker); a prompt posted at once can be in the queue by the time
+    the woken worker looks, and is then run before the flags are read, from the old cache (seen once, on a loaded
+    machine). Once the tiny prompt has run the flags are read, and the cache reset, before the worker takes the
+    next prompt."""
+    server.post_json("/free", {"free_memory": True, "unload_models": True})
+    server.run({"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+                "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}, timeout=120)
+
+
 def test_three_turns_through_the_real_executor_reproduce_with_the_same_seeds(comfy_server, tmp_path):
     source = write_source(tmp_path / "turns.png", 90, 60)
 
@@ -268,7 +279,7 @@ def test_three_turns_through_the_real_executor_reproduce_with_the_same_seeds(com
 
     # The second run must be executed again, not served from ComfyUI's cache: /free resets the executor's cache.
     first, texts, _ = run_once()
-    comfy_server.post_json("/free", {"free_memory": True, "unload_models": True})
+    reset_executor_cache(comfy_server)
     second, _, cached = run_once()
     assert cached == []
     assert len(first) == 4  # the source and three turns
