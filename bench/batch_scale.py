@@ -6,10 +6,11 @@ run, on the smoke-test models, and the engine's own cost per item (time outside 
 Each worker is one ComfyUI server; on a CPU-only machine the workers share the same cores, so 2 workers cannot
 approach 2x. Two rates are reported for each run: over the whole dispatch (each server's first item loads the
 models, so with few items the start dominates), and steady (each worker's first item left out: the rate once
-every server is warm, from the ledger's per-item seconds: the engine's own time between items is not in it). With the runner's defaults one server's torch uses every core and each of N servers gets cores / N
-threads (engine._threads_per_server), so the ratio shows what running servers side by side adds over one server
-that already uses the whole machine; set OMP_NUM_THREADS to give every server the same count instead. Where a
-GPU is present, Ray gives each worker its own GPU; this script reports which it had.
+every server is warm, from the ledger's per-item seconds, so the engine's own time between items is not in it).
+With the runner's defaults one server's torch uses every core and each of N servers gets cores / N threads
+(engine._threads_per_server), so the ratio shows what running servers side by side adds over one server that
+already uses the whole machine; set OMP_NUM_THREADS to give every server the same count instead. Where a GPU is
+present, Ray gives each worker its own GPU; this script reports which it had.
 """
 from __future__ import annotations
 
