@@ -1,14 +1,30 @@
 """Starting noise for every frame of a clip: drawn anew per frame, shared by all frames, or carried along the
-source's motion ("How I Warped Your Noise", Chang et al., ICLR 2024, in its simplest exact form).
+source's motion (after "How I Warped Your Noise", Chang et al., ICLR 2024, in a simple discrete form).
 
 Carrying works on "noise particles" over a grid of cells (a latent pixel, or one of Flux's 2x2 token patches).
-Frame 0 gives every cell a particle with its own standard-normal values. From frame to frame each particle
-moves by the source's flow at its position; its position is kept with sub-cell precision, so slow motion still
-adds up. A particle then holds the cell it rounds to; where two land in one cell the one nearer the centre
-stays (the other is occluded and never comes back), cells nobody reached (disoccluded, or entering at an edge)
-get a new particle with fresh values. So a scene point keeps its noise while it is visible, and every frame's
-noise is still independent standard-normal per element: each cell holds a different particle, and which
-particle is where depends on the flow only, never on the values.
+Frame 0 gives every cell a particle with its own standard-normal values (ids in raster order). From frame to
+frame each particle moves by the source's flow at its position; its position is kept with sub-cell precision, so
+slow motion still adds up. A particle then holds the cell it rounds to; where two land in one cell the one
+nearer the centre holds it. Cells nobody holds (disoccluded, or entering at an edge) get a new particle with
+fresh values.
+
+Estimated flow is not exact, and a carry that only rounds loses particles to its errors: where neighbouring
+cells' flows differ by a few hundredths of a cell, two particles round into one cell and one is dropped, while a
+cell near them empties and gets fresh noise: a point of the scene whose noise changes, the flicker flow noise
+exists to remove (with ±0.05 cells of random error per cell only a third of what stayed visible kept its noise).
+So two things keep what stays visible:
+- the flow a particle moves by is the median of the cell flows over the 5x5 cells around it (per component)
+  wherever the cell's own flow is within 0.25 cells of that median, so neighbours that move alike move exactly
+  alike (a median keeps a pan, a zoom or a rotation: flows linear over the window); a cell whose flow differs
+  by more (a small moving object, a motion edge) keeps its own, since a median alone would stop an object
+  smaller than half the window;
+- the particle that loses a collision is not dropped: it takes the nearest empty cell within 2 cells (Chebyshev)
+  of the one it rounds to, and keeps its true position, so it is back in its own cell once there is room.
+  Losers are placed nearest first (distance from the particle to the cell's centre, then the older id). A loser
+  with no empty cell that near is occluded and dropped; it never comes back.
+Every frame's noise is still independent standard-normal per element: each cell holds a different particle, and
+which particle is where depends on the flow only, never on the values. tests/core/test_video_noise_survival.py
+measures how many survive.
 
 Pure numpy/torch; the flow comes from optical_flow.py.
 """
@@ -53,6 +69,55 @@ def _bilinear(field: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return top * (1 - wy) + bottom * wy
 
 
+# The flow a particle moves by: the median over this many cells each way around it, where the cell's own flow is
+# within FLOW_SNAP cells of it (else its own). A collision's loser takes the nearest empty cell at most this many
+# cells (Chebyshev) from the one it rounds to.
+FLOW_MEDIAN_RADIUS, FLOW_SNAP, RELOCATION_REACH = 2, 0.25, 2
+_REACH_OFFSETS = np.array([(dx, dy) for dy in range(-RELOCATION_REACH, RELOCATION_REACH + 1)
+                           for dx in range(-RELOCATION_REACH, RELOCATION_REACH + 1) if dx or dy], dtype=np.int64)
+
+
+def _median_field(field: np.ndarray, radius: int) -> np.ndarray:
+    """field [rows, cols, 2]: the per-component median over the (2 radius + 1)^2 cells around each cell, the
+    grid's edge repeated outwards."""
+    rows, cols = field.shape[:2]
+    padded = np.pad(field, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    size = 2 * radius + 1
+    windows = np.stack([padded[dy:dy + rows, dx:dx + cols] for dy in range(size) for dx in range(size)])
+    return np.median(windows, axis=0)
+
+
+def _regularised_flow(field: np.ndarray) -> np.ndarray:
+    """Each cell's flow, or the median of its neighbourhood where the two differ by at most FLOW_SNAP cells in
+    each component: estimation error of a few hundredths of a cell is smoothed away, while a cell that really moves
+    otherwise than its neighbours (a small object, a motion edge) keeps its own flow."""
+    median = _median_field(field, FLOW_MEDIAN_RADIUS)
+    close = np.abs(field - median).max(axis=-1, keepdims=True) <= FLOW_SNAP
+    return np.where(close, median, field)
+
+
+def _place_losers(holder: np.ndarray, lost: np.ndarray, xs: np.ndarray, ys: np.ndarray, cx: np.ndarray,
+                  cy: np.ndarray, ids: np.ndarray, rows: int, cols: int) -> None:
+    """Each loser (particle indices `lost`) into the nearest empty cell within RELOCATION_REACH of the cell
+    (cx, cy) it rounds to, nearest pairs first (distance from its position to the cell's centre, then the older
+    id); `holder` (cell -> particle index, -1 where empty) is filled in place. A loser left without a cell is out."""
+    nx = cx[lost][:, None] + _REACH_OFFSETS[:, 0]
+    ny = cy[lost][:, None] + _REACH_OFFSETS[:, 1]
+    loser = np.broadcast_to(lost[:, None], nx.shape)
+    ok = (nx >= 0) & (nx < cols) & (ny >= 0) & (ny < rows)
+    nx, ny, loser = nx[ok], ny[ok], loser[ok]
+    target = ny * cols + nx
+    free = holder[target] < 0
+    target, loser, nx, ny = target[free], loser[free], nx[free], ny[free]
+    distance = (xs[loser] - nx) ** 2 + (ys[loser] - ny) ** 2
+    placed = np.zeros(len(xs), dtype=bool)
+    for k in np.lexsort((ids[loser], distance)):
+        cell, who = target[k], loser[k]
+        if holder[cell] < 0 and not placed[who]:
+            holder[cell] = who
+            placed[who] = True
+
+
 def carry_cells(cell_flows: np.ndarray, rows: int, cols: int) -> CarriedCells:
     """Particles carried along `cell_flows` [T - 1, rows, cols, 2] (forward flow of frame t -> t + 1, in cells,
     (dx, dy)) over T frames."""
@@ -66,7 +131,7 @@ def carry_cells(cell_flows: np.ndarray, rows: int, cols: int) -> CarriedCells:
     particles[0] = ids.reshape(rows, cols)
     count = rows * cols
     for t in range(frames - 1):
-        motion = _bilinear(cell_flows[t].astype(np.float64), xs, ys)
+        motion = _bilinear(_regularised_flow(cell_flows[t].astype(np.float64)), xs, ys)
         xs, ys = xs + motion[:, 0], ys + motion[:, 1]
         cx, cy = np.floor(xs + 0.5).astype(np.int64), np.floor(ys + 0.5).astype(np.int64)
         inside = (cx >= 0) & (cx < cols) & (cy >= 0) & (cy < rows)
@@ -75,10 +140,17 @@ def carry_cells(cell_flows: np.ndarray, rows: int, cols: int) -> CarriedCells:
         off_centre = (xs - cx) ** 2 + (ys - cy) ** 2
         order = np.lexsort((ids, off_centre, cell))  # by cell, then nearest the centre, then oldest
         _, first = np.unique(cell[order], return_index=True)
-        keep = order[first]
-        ids, xs, ys, cell = ids[keep], xs[keep], ys[keep], cell[keep]
+        winners = order[first]
+        holder = np.full(rows * cols, -1, dtype=np.int64)  # cell -> index of the particle holding it
+        holder[cell[winners]] = winners
+        lost = np.setdiff1d(np.arange(len(ids)), winners, assume_unique=True)
+        if len(lost):
+            _place_losers(holder, lost, xs, ys, cx, cy, ids, rows, cols)
+        occupied = np.flatnonzero(holder >= 0)
+        keep = holder[occupied]
+        ids, xs, ys = ids[keep], xs[keep], ys[keep]  # a placed loser keeps its true position
         held = np.full(rows * cols, -1, dtype=np.int64)
-        held[cell] = ids
+        held[occupied] = ids
         empty = np.flatnonzero(held < 0)
         newborn = np.arange(count, count + len(empty), dtype=np.int64)
         count += len(empty)

@@ -131,14 +131,16 @@ def test_sub_cell_motion_adds_up():
             assert torch.equal(noise[t, :, :, left + 2 * shift:left + 8], noise[0, :, :, left:left + 8 - 2 * shift])
 
 
-@pytest.mark.parametrize("moves, stays", [((0.9, 0.3), 0), ((0.7, 0.1), 1)])
-def test_where_two_particles_meet_the_one_nearer_the_centre_stays(moves, stays):
+@pytest.mark.parametrize("moves, stays, loser", [((0.9, 0.3), 0, 1), ((0.7, 0.1), 1, 0)])
+def test_where_two_particles_meet_the_one_nearer_the_centre_stays_and_the_other_takes_the_empty_cell(moves, stays,
+                                                                                                    loser):
     flows = np.zeros((2, 1, 4, 2))
     flows[0, 0, 0, 0], flows[0, 0, 1, 0] = moves  # particles 0 and 1 both land in cell 1
     carried = vn.carry_cells(flows, 1, 4)
-    assert carried.particles[1].tolist() == [[4, stays, 2, 3]]  # cell 0 empties: a newborn, id 4
-    assert carried.particles[2].tolist() == [[4, stays, 2, 3]]  # the occluded one never comes back
-    assert carried.count == 5
+    # Cell 0 empties; the loser is not dropped but takes it (the nearest empty cell), so nobody is newborn.
+    assert carried.particles[1].tolist() == [[loser, stays, 2, 3]]
+    assert carried.particles[2].tolist() == [[loser, stays, 2, 3]]  # it keeps its true position: same again
+    assert carried.count == 4
 
 
 # -- shared, still ------------------------------------------------------------------------------------------------
