@@ -6,6 +6,11 @@ assumes brightness constancy and smooth motion, so it blurs motion boundaries, l
 pyramid's reach (about a tenth of the frame per frame at these settings) and gives noise on flat, textureless
 areas. The forward-backward check below marks where it failed.
 
+Farneback reads one 8-bit plane. Luma alone misses what is drawn in colour only (a texture in hue at one
+brightness does not move for it), so where a clip has colour texture the flow is computed on luma and on its
+stronger chroma plane, and a pixel takes the chroma flow where the colour has several times the luma's texture
+around it (else the luma flow); a gray clip gets the luma flow exactly.
+
 Flows are numpy float32 [H, W, 2] in pixels, (dx, dy): `flow[y, x]` is where pixel (x, y) of the first frame
 went in the second one.
 """
@@ -24,6 +29,11 @@ FARNEBACK_SETTINGS = {"pyr_scale": 0.5, "winsize": 31, "iterations": 5, "poly_n"
 # Forward-backward consistency (Sundaram et al., ECCV 2010): a pixel's flow there and back may miss by 1 % of
 # the motion's squared length plus half a pixel squared before the pixel counts as occluded or mis-tracked.
 CONSISTENCY_RELATIVE, CONSISTENCY_ABSOLUTE = 0.01, 0.5
+# Luma or chroma per pixel, by their gradient energy over this box (pixels) around it, about Farneback's own
+# window: the chroma flow only where the chroma texture is CHROMA_OVER_LUMA times the luma's. Luma tracks better
+# where both have texture (full resolution; a video's chroma is subsampled and compressed harder), so chroma is
+# for what luma does not show.
+TEXTURE_WINDOW, CHROMA_OVER_LUMA = 15, 4.0
 
 
 class OpenCVMissing(ImportError):
@@ -40,11 +50,35 @@ def _cv2():
     return cv2
 
 
+def _to_uint8(plane: torch.Tensor) -> np.ndarray:
+    return (plane.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
 def gray_frames(frames: torch.Tensor) -> np.ndarray:
-    """IMAGE frames [T, H, W, C] in [0, 1] -> uint8 luma [T, H, W] (BT.601, what Farneback reads)."""
+    """IMAGE frames [T, H, W, C] in [0, 1] -> uint8 luma [T, H, W] (BT.601)."""
+    rgb = to_rgb(frames).float()
+    return _to_uint8(rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114)
+
+
+def chroma_frames(frames: torch.Tensor) -> np.ndarray:
+    """IMAGE frames [T, H, W, C] -> the uint8 chroma plane [T, H, W] (BT.601 Cb or Cr, centred on 128) whose
+    gradients carry more energy over the clip: the colour texture that luma does not show."""
     rgb = to_rgb(frames).float()
     luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-    return (luma.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+    centre = 128 / 255  # exactly 128 after rounding where there is no colour, never 127 or 128 by float noise
+    planes = [(rgb[..., 2] - luma) * 0.564 + centre, (rgb[..., 0] - luma) * 0.713 + centre]  # Cb, Cr
+    energies = [float(_gradient_energy(plane).sum()) for plane in planes]
+    return _to_uint8(planes[int(np.argmax(energies))])
+
+
+def _gradient_energy(planes: torch.Tensor | np.ndarray, window: int = 1) -> torch.Tensor:
+    """[T, H, W] -> squared gradient magnitude per pixel, averaged over a window x window box (odd)."""
+    planes = torch.as_tensor(planes).float()
+    gy, gx = torch.gradient(planes, dim=(-2, -1))
+    energy = (gx ** 2 + gy ** 2).unsqueeze(1)
+    if window > 1:
+        energy = F.avg_pool2d(energy, window, stride=1, padding=window // 2, count_include_pad=False)
+    return energy[:, 0]
 
 
 def _pyramid_levels(height: int, width: int) -> int:
@@ -59,22 +93,55 @@ def farneback(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(first, second, None, levels=levels, **FARNEBACK_SETTINGS)
 
 
-def _consecutive_flows(gray: np.ndarray, backward: bool = False) -> np.ndarray:
-    """[T - 1, H, W, 2]: flow t -> t + 1 for each t, or t + 1 -> t when `backward`."""
-    pairs = [(gray[t + 1], gray[t]) if backward else (gray[t], gray[t + 1]) for t in range(len(gray) - 1)]
-    return np.stack([farneback(first, second) for first, second in pairs])
+def _stretched(chroma: np.ndarray) -> np.ndarray:
+    """A chroma plane (uint8, centred on 128) with its contrast stretched to the full 8 bits: colour differences
+    are a few tens of levels, too faint for Farneback (a hue texture of +-31 levels gave 0.6 px for 6 px of
+    motion; stretched, 5.96)."""
+    offset = chroma.astype(np.float32) - 128.0
+    reach = float(np.abs(offset).max())
+    return np.clip(offset * (127.0 / reach) + 128.0, 0, 255).round().astype(np.uint8)
+
+
+def _consecutive_flows(planes: list[np.ndarray], backward: bool = False) -> np.ndarray:
+    """[T - 1, H, W, 2]: flow t -> t + 1 for each t, or t + 1 -> t when `backward`, from uint8 planes [T, H, W]
+    (luma, and chroma where the clip has colour texture): where there are two, a pixel takes the chroma flow
+    where, in the frame the flow starts from, the chroma has CHROMA_OVER_LUMA times the luma's texture around it
+    (compared at the planes' own contrast; Farneback reads the chroma stretched), else the luma flow."""
+    read = [planes[0]] + [_stretched(plane) for plane in planes[1:]]
+    flows = []
+    for t in range(len(planes[0]) - 1):
+        start, end = (t + 1, t) if backward else (t, t + 1)
+        per_plane = [farneback(plane[start], plane[end]) for plane in read]
+        if len(per_plane) == 1:
+            flows.append(per_plane[0])
+            continue
+        luma_texture, chroma_texture = (_gradient_energy(plane[start:start + 1], TEXTURE_WINDOW)[0].numpy()
+                                        for plane in planes)
+        use_chroma = chroma_texture > CHROMA_OVER_LUMA * luma_texture
+        flows.append(np.where(use_chroma[..., None], per_plane[1], per_plane[0]))
+    return np.stack(flows)
+
+
+def flow_planes(frames: torch.Tensor) -> list[np.ndarray]:
+    """What Farneback reads of a clip: its luma, and its chroma too when the clip has colour texture at all (a
+    gray clip gives exactly the luma-only flow, and costs one Farneback run per pair)."""
+    luma = gray_frames(frames)
+    chroma = chroma_frames(frames)
+    if not _gradient_energy(chroma).max() > 0:
+        return [luma]
+    return [luma, chroma]
 
 
 def forward_flows(frames: torch.Tensor) -> np.ndarray:
     """Flows of a clip [T, H, W, C] from each frame to the next: [T - 1, H, W, 2]."""
-    return _consecutive_flows(gray_frames(frames))
+    return _consecutive_flows(flow_planes(frames))
 
 
 def clip_flows(frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(forward, backward) flows of a clip [T, H, W, C] (T >= 2): forward[t] goes frame t -> t + 1, backward[t]
     goes frame t + 1 -> t; both [T - 1, H, W, 2]."""
-    gray = gray_frames(frames)
-    return _consecutive_flows(gray), _consecutive_flows(gray, backward=True)
+    planes = flow_planes(frames)
+    return _consecutive_flows(planes), _consecutive_flows(planes, backward=True)
 
 
 def _pixel_grid(height: int, width: int) -> np.ndarray:
