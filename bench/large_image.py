@@ -42,12 +42,12 @@ import urllib.request
 import numpy as np
 from PIL import Image
 
+from ..devtools.allocator import STEADY_ALLOCATOR
 from .common import write_results
 from ..icedit_core.model_files import SMOKE_NODES_ENV
 from ..runner import comfy_host, engine, paths
 
 GIGABYTE = 1024 ** 3
-STEADY_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 def make_jpeg(path: str, width: int, height: int, seed: int = 0) -> int:

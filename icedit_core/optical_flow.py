@@ -54,17 +54,18 @@ def _to_uint8(plane: torch.Tensor) -> np.ndarray:
     return (plane.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114  # BT.601
+
+
 def gray_frames(frames: torch.Tensor) -> np.ndarray:
     """IMAGE frames [T, H, W, C] in [0, 1] -> uint8 luma [T, H, W] (BT.601)."""
-    rgb = to_rgb(frames).float()
-    return _to_uint8(rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114)
+    return _to_uint8(_luma(to_rgb(frames).float()))
 
 
-def chroma_frames(frames: torch.Tensor) -> np.ndarray:
-    """IMAGE frames [T, H, W, C] -> the uint8 chroma plane [T, H, W] (BT.601 Cb or Cr, centred on 128) whose
-    gradients carry more energy over the clip: the colour texture that luma does not show."""
-    rgb = to_rgb(frames).float()
-    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+def _chroma(rgb: torch.Tensor, luma: torch.Tensor) -> np.ndarray:
+    """RGB frames [T, H, W, 3] and their luma -> the uint8 chroma plane [T, H, W] (BT.601 Cb or Cr, centred on
+    128) whose gradients carry more energy over the clip: the colour texture that luma does not show."""
     centre = 128 / 255  # exactly 128 after rounding where there is no colour, never 127 or 128 by float noise
     planes = [(rgb[..., 2] - luma) * 0.564 + centre, (rgb[..., 0] - luma) * 0.713 + centre]  # Cb, Cr
     energies = [float(_gradient_energy(plane).sum()) for plane in planes]
@@ -102,12 +103,12 @@ def _stretched(chroma: np.ndarray) -> np.ndarray:
     return np.clip(offset * (127.0 / reach) + 128.0, 0, 255).round().astype(np.uint8)
 
 
-def _consecutive_flows(planes: list[np.ndarray], backward: bool = False) -> np.ndarray:
+def _consecutive_flows(planes: list[np.ndarray], read: list[np.ndarray], backward: bool = False) -> np.ndarray:
     """[T - 1, H, W, 2]: flow t -> t + 1 for each t, or t + 1 -> t when `backward`, from uint8 planes [T, H, W]
-    (luma, and chroma where the clip has colour texture): where there are two, a pixel takes the chroma flow
-    where, in the frame the flow starts from, the chroma has CHROMA_OVER_LUMA times the luma's texture around it
-    (compared at the planes' own contrast; Farneback reads the chroma stretched), else the luma flow."""
-    read = [planes[0]] + [_stretched(plane) for plane in planes[1:]]
+    (luma, and chroma where the clip has colour texture) and what Farneback reads of them (`_farneback_reads`):
+    where there are two, a pixel takes the chroma flow where, in the frame the flow starts from, the chroma has
+    CHROMA_OVER_LUMA times the luma's texture around it (compared at the planes' own contrast), else the luma
+    flow."""
     flows = []
     for t in range(len(planes[0]) - 1):
         start, end = (t + 1, t) if backward else (t, t + 1)
@@ -125,23 +126,31 @@ def _consecutive_flows(planes: list[np.ndarray], backward: bool = False) -> np.n
 def flow_planes(frames: torch.Tensor) -> list[np.ndarray]:
     """What Farneback reads of a clip: its luma, and its chroma too when the clip has colour texture at all (a
     gray clip gives exactly the luma-only flow, and costs one Farneback run per pair)."""
-    luma = gray_frames(frames)
-    chroma = chroma_frames(frames)
+    rgb = to_rgb(frames).float()
+    luma = _luma(rgb)
+    chroma = _chroma(rgb, luma)
     if not _gradient_energy(chroma).max() > 0:
-        return [luma]
-    return [luma, chroma]
+        return [_to_uint8(luma)]
+    return [_to_uint8(luma), chroma]
+
+
+def _farneback_reads(planes: list[np.ndarray]) -> list[np.ndarray]:
+    """The planes as Farneback reads them: luma as it is, chroma stretched."""
+    return [planes[0]] + [_stretched(plane) for plane in planes[1:]]
 
 
 def forward_flows(frames: torch.Tensor) -> np.ndarray:
     """Flows of a clip [T, H, W, C] from each frame to the next: [T - 1, H, W, 2]."""
-    return _consecutive_flows(flow_planes(frames))
+    planes = flow_planes(frames)
+    return _consecutive_flows(planes, _farneback_reads(planes))
 
 
 def clip_flows(frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(forward, backward) flows of a clip [T, H, W, C] (T >= 2): forward[t] goes frame t -> t + 1, backward[t]
     goes frame t + 1 -> t; both [T - 1, H, W, 2]."""
     planes = flow_planes(frames)
-    return _consecutive_flows(planes), _consecutive_flows(planes, backward=True)
+    read = _farneback_reads(planes)
+    return _consecutive_flows(planes, read), _consecutive_flows(planes, read, backward=True)
 
 
 def _pixel_grid(height: int, width: int) -> np.ndarray:

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from comfyui_icedit.devtools.allocator import STEADY_ALLOCATOR
+
 
 MEMORY_PROBE = r"""
 import json, numpy as np, torch
@@ -29,14 +31,11 @@ print(json.dumps({"peak": rss("VmHWM:") - start, "kept": rss("VmRSS:") - start, 
 """
 
 
-# glibc raises its mmap threshold after large frees (up to 32 MB); freed slabs below it may then stay in the heap
-# and in the resident size, so "kept" moved from run to run (1.33 to 1.64 GB seen; peak 2.45 to 2.86 GB). A fixed
-# threshold makes every allocation above 128 KB a mapping of its own, returned to the system when freed: the
-# resident size then counts what is alive. With it, 4 fresh processes on a loaded 2-core machine measured peak
+# Without STEADY_ALLOCATOR (devtools/allocator.py) "kept" moved from run to run (1.33 to 1.64 GB seen; peak 2.45 to
+# 2.86 GB): glibc kept some freed memory resident. With it, 4 fresh processes on a loaded 2-core machine measured peak
 # +2.43 GB each time before the crop wrote the edit in place (it stacked a second full-size copy then); since, 3
 # fresh processes measured peak +1.90 GB and kept +1.32 GB each time. The bounds leave 0.3 GB and 0.28 GB of
 # margin: a second full-size float copy (+1.21 GB) or a full-size copy of a PIL plane (+0.40 GB) fails them.
-STEADY_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 def test_a_12000x9000_source_stays_within_2_2_gb_above_the_loaded_image(tmp_path):

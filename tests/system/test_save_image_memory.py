@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from comfyui_icedit.devtools.allocator import STEADY_ALLOCATOR
+
 MEMORY_PROBE = r"""
 import json, os, sys, tempfile
 import torch
@@ -41,9 +43,6 @@ saved = os.path.join(folder_paths.get_output_directory(), output.ui.as_dict()["i
 print(json.dumps({"peak": rss("VmHWM:") - start, "file_bytes": os.path.getsize(saved)}))
 """
 
-# Same as tests/system/test_large_image_memory.py: every allocation above 128 KB a mapping of its own, returned to
-# the system when freed, so the resident size counts what is alive.
-STEADY_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 MIB = 1024 ** 2
 
 # 6000x4500 RGB: the float32 image is 309 MiB; PIL's RGB image 103 MiB (4 bytes a pixel); one band of rows 32 MiB
