@@ -350,6 +350,101 @@ VIDEO = Overlay(  # LoadVideo -> frames -> the ICEdit path over every frame -> C
            (40, 0, 48, "source"), (12, 0, 48, "edited")),
 )
 
+KONTEXT = Workflow(  # FLUX.1 Kontext [dev]: the whole image, ComfyUI's own Kontext graph in one encode node
+    nodes=(
+        Node(1, "LoadImage", (20, 40), (320, 360), ("icedit_example.png", "image"), "Source image"),
+        Node(3, "UNETLoader", (20, 440), (320, 90), ("flux1-kontext-dev.safetensors", "default")),
+        Node(6, "DualCLIPLoader", (20, 570), (320, 130),
+             ("clip_l.safetensors", "t5xxl_fp16.safetensors", "flux", "default")),
+        Node(8, "VAELoader", (20, 740), (320, 60), ("ae.safetensors",)),
+        Node(50, "ICEditKontextEncode", (380, 40), (340, 260), ("make the sky a warm sunset", 2.5, True)),
+        Node(10, "KSampler", (1120, 40), (320, 270), (42, "fixed", 20, 1.0, "euler", "simple", 1.0)),
+        Node(11, "VAEDecode", (1500, 40), (220, 50)),
+        Node(12, "ICEditCrop", (1500, 140), (240, 80), (True,)),
+        Node(13, "ICEditSaveImage", (1800, 40), (360, 400), ("ICEdit/edited",), "Save edited"),
+        Node(14, "SaveImage", (1800, 440), (520, 320), ("ICEdit/comparison",), "Save before | after"),
+        Node(15, "MarkdownNote", (20, 840), (520, 300), title="Read me"),
+    ),
+    links=(
+        (6, 0, 50, "clip"),
+        (8, 0, 50, "vae"),
+        (1, 0, 50, "image"),
+        (3, 0, 10, "model"),
+        (50, 0, 10, "positive"),
+        (50, 1, 10, "negative"),
+        (50, 2, 10, "latent_image"),
+        (10, 0, 11, "samples"),
+        (8, 0, 11, "vae"),
+        (11, 0, 12, "image"),
+        (50, 3, 12, "layout"),
+        (12, 0, 13, "images"),
+        (12, 1, 14, "images"),
+    ),
+    readme="{about}Write the edit in **ICEdit Kontext Encode**, load an image, queue. It does what ComfyUI's own "
+    "Kontext graph does (FluxKontextImageScale, VAEEncode, ReferenceLatent, FluxGuidance 2.5, a zeroed negative) "
+    "and hands the layout on, so **ICEdit Crop** scales the edit back to the source's size.\n\n" + MODEL_FILES_SECTION
+    + "\nFLUX.1 Kontext [dev] loads with the same text encoders and VAE as FLUX.1 Fill; 20 steps, euler/simple, "
+    "cfg 1, guidance 2.5.",
+)
+
+KONTEXT_EARLY_FILTER = Overlay(  # on KONTEXT
+    about="## FLUX.1 Kontext — Early Filter\n\nSix seeds run 7 of 20 steps as one batch; the local "
+    "vision-language judge compares their previews (the whole candidates, in the source's frame) pairwise and only "
+    "the winner finishes, continuing where it stopped: 6 x 7 + 13 = 55 model evaluations instead of 6 x 20 = 120 "
+    "for the best of six full runs.\n\n",
+    replace=(
+        Node(10, "ICEditEarlyFilterSampler", (1120, 40), (340, 420),
+             (42, "fixed", 6, 7, 20, 1.0, "euler", "simple", "resume", "pairwise", 0)),
+    ),
+    insert_after={10: (
+        Node(17, "ICEditVLMJudgeLocal", (760, 420), (320, 110), ("Qwen2.5-VL-7B-Instruct", "auto", 256)),
+        Node(18, "PreviewImage", (1120, 520), (420, 300), title="Candidates the judge saw"),
+        Node(19, "PreviewAny", (1500, 520), (360, 260), title="Early Filter report"),
+    )},
+    reroute={(10, "latent_image"): (
+        (50, 2, 10, "latent"),
+        (8, 0, 10, "vae"),
+        (17, 0, 10, "judge"),
+        (50, 3, 10, "layout"),
+        (50, 4, 10, "instruction"),
+        (10, 1, 18, "images"),
+        (10, 3, 19, "source"),
+    )},
+)
+
+KONTEXT_REGION = Overlay(  # on KONTEXT
+    about="## FLUX.1 Kontext — edit a painted area of a large image\n\nPaint the area to edit on **Load Image** "
+    "(right-click → Open in MaskEditor). **ICEdit Region Crop** cuts a window around it, Kontext edits the window "
+    "at its own preferred size, **ICEdit Crop** scales the edit back to the window's size, and **ICEdit Region "
+    "Stitch** blends it into the full-resolution photo with its colours fitted to the original's; outside the "
+    "feathered mask every pixel stays the original's.\n\n",
+    insert_after={1: (Node(26, "ICEditRegionCrop", (20, 420), (320, 200), (64, 16, 0, False, 0.0)),),
+                  12: (Node(27, "ICEditRegionStitch", (1500, 280), (280, 80), ("mean-std",)),)},
+    edit={3: {"pos": (20, 660)}, 6: {"pos": (20, 780)}, 8: {"pos": (20, 940)}, 15: {"pos": (20, 1040)}},
+    reroute={
+        (50, "image"): ((1, 0, 26, "image"), (1, 1, 26, "mask"), (26, 0, 50, "image")),
+        (13, "images"): ((12, 0, 27, "edited"), (26, 1, 27, "region"), (27, 0, 13, "images")),
+    },
+)
+
+KONTEXT_TURNS = Overlay(  # on MULTITURN + COMPOUND: the same planner and checked turns, each turn edited by Kontext
+    readme="## FLUX.1 Kontext — a compound instruction, planned and checked\n\nWrite the whole request in **ICEdit "
+    "Plan Instructions**; it is split into single edits, and **ICEdit Multi-Turn Edit** (editor flux_kontext, "
+    "guidance 2.5) edits them in turn with FLUX.1 Kontext [dev], each turn exactly what ICEdit Kontext Encode → "
+    "KSampler → ICEdit Crop gives for its seed. The judge checks every turn: a try scoring below min_score (VIEScore "
+    "SC, 0-10) is tried again with the next seed, up to 3 tries, and the best is kept. The log lists every try."
+    "\n\n" + MODEL_FILES_SECTION,
+    remove=frozenset({4}),  # no ICEdit LoRA: Kontext edits without one
+    replace=(
+        Node(3, "UNETLoader", (20, 440), (320, 90), ("flux1-kontext-dev.safetensors", "default")),
+        Node(30, "ICEditMultiTurn", (760, 40), (380, 420),
+             ("make the sky a warm sunset\nadd a red kite in the sky\nmake it look like a watercolor painting", 42,
+              "fixed", 20, 512, 2.5, "euler", "simple", "released", RELEASED_TEMPLATE, 1.15, 0.5, 6.0, 3, 1, 10,
+              "flux_kontext", True)),
+    ),
+    links=((3, 0, 30, "model"),),
+)
+
 WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones, as the position is the file's id
     "basic": (ICEDIT, ()),
     "moe": (ICEDIT, (MOE,)),
@@ -363,6 +458,9 @@ WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones,
     "compound": (MULTITURN, (COMPOUND,)),
     "text_region": (ICEDIT, (REGION, TEXT_REGION)),
     "video": (ICEDIT, (VIDEO,)),
+    "kontext_early_filter": (KONTEXT, (KONTEXT_EARLY_FILTER,)),
+    "kontext_region": (KONTEXT, (KONTEXT_REGION,)),
+    "kontext_compound": (MULTITURN, (COMPOUND, KONTEXT_TURNS)),
 }
 VARIANTS = list(WORKFLOWS)
 
@@ -448,7 +546,8 @@ def readme_text(workflow: Workflow) -> str:
 SETTABLE_INPUTS = {
     "image": (("LoadImage", "image"),),
     "video": (("LoadVideo", "file"),),
-    "instruction": (("ICEditPromptEncode", "instruction"), ("ICEditMultiTurn", "instructions"),
+    "instruction": (("ICEditPromptEncode", "instruction"), ("ICEditKontextEncode", "instruction"),
+                    ("ICEditMultiTurn", "instructions"),
                     ("ICEditPlanInstructions", "instruction")),
     "seed": (("KSampler", "seed"), ("ICEditEarlyFilterSampler", "seed"), ("ICEditMultiTurn", "seed"),
              ("ICEditVideoNoise", "noise_seed")),

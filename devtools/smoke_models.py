@@ -55,8 +55,15 @@ def flux_fill_config(hidden_size: int = 3072, num_heads: int = 24, axes_dim=None
             "vec_in_dim": CLIP_L_CONFIG["hidden_size"]}
 
 
-# The in-process tests' model: the same classes, narrow enough to sample in milliseconds.
+def flux_kontext_config(**kwargs) -> dict:
+    """A FLUX.1 Kontext [dev] unet config: FLUX.1 without Fill's extra input channels (ComfyUI detects it as its
+    plain Flux; the source reaches it as reference latents, not channels)."""
+    return {**flux_fill_config(**kwargs), "in_channels": 16}
+
+
+# The in-process tests' models: the same classes, narrow enough to sample in milliseconds.
 TINY_FLUX_FILL = flux_fill_config(hidden_size=128, num_heads=2)  # RoPE axes 8, 28, 28
+TINY_FLUX_KONTEXT = flux_kontext_config(hidden_size=128, num_heads=2)
 
 
 @torch.no_grad()
@@ -78,11 +85,12 @@ def randomize_(module: torch.nn.Module, seed: int) -> torch.nn.Module:
     return module
 
 
-def build_flux_fill(unet_config: dict, seed: int = 0, dtype=torch.float32, device=None
-                    ) -> comfy.model_patcher.ModelPatcher:
-    """A random FLUX.1 Fill as ComfyUI loads one: supported_models.FluxInpaint -> model_base.Flux -> patcher.
-    `device` builds the weights there directly (a full-size model does not fit in CPU memory in fp32)."""
-    model_config = comfy.supported_models.FluxInpaint(dict(unet_config))
+def build_flux_fill(unet_config: dict, seed: int = 0, dtype=torch.float32, device=None,
+                    supported_model=comfy.supported_models.FluxInpaint) -> comfy.model_patcher.ModelPatcher:
+    """A random FLUX.1 Fill as ComfyUI loads one: supported_models.FluxInpaint -> model_base.Flux -> patcher
+    (supported_models.Flux with a Kontext config: build_flux_kontext). `device` builds the weights there directly
+    (a full-size model does not fit in CPU memory in fp32)."""
+    model_config = supported_model(dict(unet_config))
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=device)
     randomize_(model.diffusion_model, seed)
@@ -90,6 +98,12 @@ def build_flux_fill(unet_config: dict, seed: int = 0, dtype=torch.float32, devic
     device = comfy.model_management.get_torch_device()
     return comfy.model_patcher.ModelPatcher(model, load_device=device,
                                             offload_device=comfy.model_management.unet_offload_device())
+
+
+def build_flux_kontext(unet_config: dict, seed: int = 0, dtype=torch.float32, device=None
+                       ) -> comfy.model_patcher.ModelPatcher:
+    """A random FLUX.1 Kontext [dev] as ComfyUI loads one (supported_models.Flux)."""
+    return build_flux_fill(unet_config, seed, dtype, device, supported_model=comfy.supported_models.Flux)
 
 
 def flux_vae_state_dict(seed: int = 1) -> dict[str, torch.Tensor]:
@@ -292,6 +306,9 @@ def _generate(cache_root: str, root: str, log) -> None:
     flux = build_flux_fill(unet_config, seed=0).model.diffusion_model
     _save(bf16(flux.state_dict()), target("unet"))
     del flux
+    kontext = build_flux_kontext(flux_kontext_config(), seed=11).model.diffusion_model
+    _save(bf16(kontext.state_dict()), target("kontext_unet"))
+    del kontext
     _save(bf16(flux_vae_state_dict()), target("vae"))
     _save(text_encoders_state_dict(), target("text_encoders"),
           metadata={SMOKE_TEST_CONFIG_KEY: json.dumps({"clip_l": CLIP_L_CONFIG, "t5xxl": T5XXL_CONFIG})})

@@ -56,6 +56,8 @@ MODEL_FILES = (
               used_by="ICEdit Text Mask, text-region workflow", hf_folder=True),
     ModelFile(("FLUX.1-Turbo-Alpha.safetensors",), "loras", "alimama-creative/FLUX.1-Turbo-Alpha", "turbo_lora",
               used_by="fast workflow", remark="its `diffusion_pytorch_model.safetensors`, renamed"),
+    ModelFile(("flux1-kontext-dev.safetensors",), "diffusion_models", "black-forest-labs/FLUX.1-Kontext-dev",
+              "kontext_unet", used_by="Kontext workflows", remark="same text encoders and VAE as FLUX.1 Fill"),
 )
 
 # file as the workflows name it -> the role of its smoke-test stand-in (SMOKE_FILES). Keyed by file, because one
@@ -115,14 +117,18 @@ SMOKE_FILES = {
     "clipseg": ("clipseg", "icedit-smoke-test-clipseg"),  # a Hugging Face model folder
     "controlnet": ("controlnet", "icedit-smoke-test-flux-controlnet.safetensors"),
     "upscale": ("upscale_models", "icedit-smoke-test-upscaler-x2.safetensors"),
+    "kontext_unet": ("diffusion_models", "icedit-smoke-test-flux-kontext.safetensors"),  # Flux without Fill channels
 }
 
 # The environment variable that makes the pack register its smoke-test text-encoder loader (nodes/smoke_test.py
 # reads it): the runner sets it on the servers it starts for smoke runs, the tests on theirs.
 SMOKE_NODES_ENV = "ICEDIT_SMOKE_TEST_NODES"
 
-# (node type, input name) -> value, for checks that random weights cannot pass: a random model draws noise on
-# the diptych's left panel too, so ICEdit Crop's check that the left panel shows the source is off.
+# (node type, input name) -> value, for checks that random weights cannot pass and sizes a CPU cannot afford: a
+# random model draws noise on the diptych's left panel too, so ICEdit Crop's check that the left panel shows the
+# source is off; Kontext's preferred sizes (about 1 megapixel) are off, so the smoke source keeps its small size.
 SMOKE_SETTINGS = {
     ("ICEditCrop", "check_source"): False,
+    ("ICEditKontextEncode", "kontext_size"): False,
+    ("ICEditMultiTurn", "kontext_size"): False,
 }

@@ -5,6 +5,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..icedit_core import diptych as dip
+from ..icedit_core import editors
 from ..icedit_core import prompts
 from . import edit_path
 from .io_types import Layout
@@ -152,6 +153,7 @@ class ICEditModelSamplingFlux(ICEditNode):
 
     @classmethod
     def execute(cls, model, layout, max_shift, base_shift) -> io.NodeOutput:
+        layout = editors.require_diptych(layout, "ICEdit Flux Shift")
         return io.NodeOutput(edit_path.shift_for_layout(model, layout, max_shift, base_shift))
 
 
@@ -164,14 +166,19 @@ class ICEditCrop(ICEditNode):
             category=CATEGORY,
             description="Cuts the edited right half out of the decoded diptych and resizes it back to the "
                         "source's original size and aspect. Checks first that the diptych's left panel shows the "
-                        "layout's source, so a layout from another picture cannot give a wrong 'before'.",
+                        "layout's source, so a layout from another picture cannot give a wrong 'before'. With a "
+                        "Kontext layout (ICEdit Kontext Encode) the whole decoded image is the edit, scaled back "
+                        "from Kontext's working size to the source's.",
             inputs=[
-                io.Image.Input("image", tooltip="The decoded diptych (VAE Decode of the sampled latent)."),
-                Layout.Input("layout", tooltip="From the ICEditDiptych node that made this diptych."),
+                io.Image.Input("image", tooltip="The decoded diptych (VAE Decode of the sampled latent), or an "
+                                                "editor's decoded image."),
+                Layout.Input("layout", tooltip="From the ICEditDiptych node that made this diptych (or the editor's "
+                                               "encode node)."),
                 io.Boolean.Input("check_source", default=True,
                                  tooltip="Compare the decoded left panel with a thumbnail of the layout's source "
                                          "and stop when they differ. Leave on; random-weight test models draw "
-                                         "noise on the left, so the smoke tests turn it off."),
+                                         "noise on the left, so the smoke tests turn it off. (A whole-image "
+                                         "editor has no left panel: its image's size is checked instead.)"),
             ],
             outputs=[
                 io.Image.Output("edited", display_name="edited", tooltip="The edit, at the source's size."),
@@ -183,9 +190,9 @@ class ICEditCrop(ICEditNode):
 
     @classmethod
     def execute(cls, image, layout, check_source=True) -> io.NodeOutput:
-        if check_source:
+        if check_source and isinstance(layout, dip.DiptychLayout):
             dip.check_source_matches(image, layout)
-        edited, comparison = dip.crop_edit(image, layout)
+        edited, comparison = editors.map_back(image, layout)
         return io.NodeOutput(edited, comparison)
 
 
@@ -214,6 +221,7 @@ class ICEditApplyLayout(ICEditNode):
 
     @classmethod
     def execute(cls, layout, right, image=None, mask=None) -> io.NodeOutput:
+        layout = editors.require_diptych(layout, "ICEdit Apply Layout")
         if image is None and mask is None:
             raise ValueError("connect an image or a mask to lay out")
         laid_image = dip.apply_layout(image, layout, right) if image is not None else \

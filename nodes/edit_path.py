@@ -1,4 +1,5 @@
-"""The single-edit path as plain functions: diptych → prompt → Fill conditioning → Flux shift → sample → crop.
+"""The single-edit path as plain functions. ICEdit: diptych → prompt → Fill conditioning → Flux shift → sample →
+crop; FLUX.1 Kontext: scale → encode → prompt with the reference latent → sample → scale back.
 
 The single-edit nodes are thin wrappers of one step each; the nodes that edit several times (multi-turn) call
 `edit_once`, so no node ever calls another node's `execute`.
@@ -8,13 +9,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import comfy.utils
 import nodes as comfy_nodes
 import torch
+from comfy_extras.nodes_edit_model import ReferenceLatent
+from comfy_extras.nodes_flux import FluxGuidance, FluxKontextImageScale
 from comfy_extras.nodes_model_advanced import ModelSamplingFlux
 
 from ..icedit_core import diptych as dip
+from ..icedit_core import editors
 from ..icedit_core import prompts
-from . import sampler
+from . import editor_checks, sampler
 
 # FLUX.1 and ICEdit's pipeline read at most 512 T5 tokens; ComfyUI alone would pass any number.
 T5_TOKEN_LIMIT = 512
@@ -98,6 +103,41 @@ def shift_for_layout(model, layout: dip.DiptychLayout, max_shift: float, base_sh
     return patched
 
 
+# -- FLUX.1 Kontext [dev] ------------------------------------------------------------------------------------------
+# Flux works on 16-pixel patches (8x VAE, 2x2 patchify): the working size when Kontext's own sizes are off.
+FLUX_MULTIPLE = 16
+
+
+def working_image(image: torch.Tensor, kontext_size: bool) -> torch.Tensor:
+    """The image Kontext encodes: ComfyUI's FluxKontextImageScale (the nearest of Kontext's 17 preferred sizes
+    around 1 megapixel), or, with kontext_size off, the source at its own size rounded to multiples of 16."""
+    rgb = dip.to_rgb(image)
+    if kontext_size:
+        return FluxKontextImageScale.execute(rgb).result[0]
+    width, height = (max(FLUX_MULTIPLE, round(side / FLUX_MULTIPLE) * FLUX_MULTIPLE)
+                     for side in (rgb.shape[2], rgb.shape[1]))
+    if (width, height) == (rgb.shape[2], rgb.shape[1]):
+        return rgb
+    return comfy.utils.common_upscale(rgb.movedim(-1, 1), width, height, "lanczos", "center").movedim(1, -1)
+
+
+def kontext_encode(clip, vae, image: torch.Tensor, instruction: str, guidance: float, kontext_size: bool = True):
+    """(positive, negative, latent, frame, token report): ComfyUI's Kontext graph as functions - the source
+    scaled (FluxKontextImageScale), encoded (VAEEncode), the prompt encoded as CLIPTextEncode does (T5 cut at
+    512 tokens, as for ICEdit), the source latent added as a reference (ReferenceLatent), FluxGuidance, and a
+    zeroed negative (ConditioningZeroOut). The latent to sample is the encoded source, as in ComfyUI's template."""
+    if not instruction.strip():
+        raise ValueError("the instruction is empty: write what to change")
+    working = working_image(image, kontext_size)
+    (latent,) = comfy_nodes.VAEEncode().encode(vae, working)
+    tokens, report = tokenize_for_flux(clip, instruction.strip())
+    text = clip.encode_from_tokens_scheduled(tokens)
+    (negative,) = comfy_nodes.ConditioningZeroOut().zero_out(text)
+    positive = ReferenceLatent.execute(text, latent).result[0]
+    positive = FluxGuidance.execute(positive, guidance).result[0]
+    return positive, negative, latent, editors.whole_image_frame(editors.FLUX_KONTEXT, image, working), report
+
+
 @dataclass(frozen=True)
 class EditSettings:
     steps: int = 28
@@ -108,6 +148,9 @@ class EditSettings:
     base_shift: float = DEFAULT_BASE_SHIFT
     sampler_name: str = "euler"
     scheduler: str = "simple"
+    # After ICEdit's own settings (panel width, template, shift: ICEdit only), which the other editors ignore.
+    editor: str = editors.ICEDIT
+    kontext_size: bool = True  # FLUX.1 Kontext: scale to its preferred sizes (FluxKontextImageScale)
 
 
 @dataclass
@@ -119,24 +162,54 @@ class EditResult:
     early_filter_report: str = ""
 
 
+@dataclass
+class SamplerInputs:
+    """What an editor gives the sampler for one source and instruction, and the layout that maps its output back."""
+    model: object
+    positive: list
+    negative: list
+    latent: dict
+    layout: editors.Frame
+    prompt: str
+    tokens: TokenReport
+
+
+def prepare(model, clip, vae, image: torch.Tensor, instruction: str, settings: EditSettings) -> SamplerInputs:
+    """The editor's graph up to the sampler: ICEdit's diptych, prompt, Fill conditioning and shift (what the basic
+    workflow wires), or Kontext's encode (ICEdit Kontext Encode)."""
+    if settings.editor == editors.ICEDIT:
+        diptych, mask, layout = dip.build_diptych(image, settings.panel_width)
+        positive, negative, text, tokens = encode_prompt(clip, instruction, settings.template_text, settings.guidance)
+        positive, negative, latent = fill_conditioning(positive, negative, vae, diptych, mask)
+        model = shift_for_layout(model, layout, settings.max_shift, settings.base_shift)
+    elif settings.editor == editors.FLUX_KONTEXT:
+        positive, negative, latent, layout, tokens = kontext_encode(clip, vae, image, instruction, settings.guidance,
+                                                                    settings.kontext_size)
+        text = instruction.strip()
+    else:
+        editors.editor(settings.editor)  # an unknown name: its error lists the editors
+        raise ValueError(f"{editors.editor(settings.editor).display} has no edit path in this pack yet")
+    editor_checks.check_inputs(layout, model, positive)
+    return SamplerInputs(model, positive, negative, latent, layout, text, tokens)
+
+
 def edit_once(model, clip, vae, image: torch.Tensor, instruction: str, seed: int, settings: EditSettings,
               early_filter: tuple | None = None) -> EditResult:
-    """One complete ICEdit edit of `image` (what the basic workflow's graph does), sampled at cfg 1, denoise 1:
-    by KSampler, or with `early_filter` = (judge, sampler.EarlyFilterSettings) by the Early Filter over the
-    candidates seed, seed + 1, ... (what the Early Filter workflow's graph does)."""
-    diptych, mask, layout = dip.build_diptych(image, settings.panel_width)
-    positive, negative, text, tokens = encode_prompt(clip, instruction, settings.template_text, settings.guidance)
-    positive, negative, latent = fill_conditioning(positive, negative, vae, diptych, mask)
-    shifted = shift_for_layout(model, layout, settings.max_shift, settings.base_shift)
+    """One complete edit of `image` by the settings' editor (what its basic workflow's graph does), sampled at the
+    editor's cfg, denoise 1: by KSampler, or with `early_filter` = (judge, sampler.EarlyFilterSettings) by the Early
+    Filter over the candidates seed, seed + 1, ... (what the Early Filter workflow's graph does)."""
+    inputs = prepare(model, clip, vae, image, instruction, settings)
+    cfg = editors.editor(settings.editor).cfg
     if early_filter is None:
-        (sampled,) = comfy_nodes.common_ksampler(shifted, seed, settings.steps, 1.0, settings.sampler_name,
-                                                 settings.scheduler, positive, negative, latent, denoise=1.0)
+        (sampled,) = comfy_nodes.common_ksampler(inputs.model, seed, settings.steps, cfg, settings.sampler_name,
+                                                 settings.scheduler, inputs.positive, inputs.negative, inputs.latent,
+                                                 denoise=1.0)
         samples, used_seed, report = sampled["samples"], seed, ""
     else:
         judge, filter_settings = early_filter
-        run = sampler.early_filter_sample(shifted, positive, negative, latent["samples"], vae, judge, layout,
-                                          instruction, seed, settings.steps, 1.0, settings.sampler_name,
-                                          settings.scheduler, filter_settings)
+        run = sampler.early_filter_sample(inputs.model, inputs.positive, inputs.negative, inputs.latent["samples"],
+                                          vae, judge, inputs.layout, instruction, seed, settings.steps, cfg,
+                                          settings.sampler_name, settings.scheduler, filter_settings)
         samples, used_seed, report = run.samples, run.winner_seed, run.report
-    edited, _ = dip.crop_edit(vae.decode(samples), layout)
-    return EditResult(edited, text, tokens, used_seed, report)
+    edited, _ = editors.map_back(vae.decode(samples), inputs.layout)
+    return EditResult(edited, inputs.prompt, inputs.tokens, used_seed, report)

@@ -9,6 +9,7 @@ from comfy_api.latest import io
 from ..icedit_core import checked_turns as ct
 from ..icedit_core import diptych as dip
 from ..icedit_core import early_filter as ef
+from ..icedit_core import editors
 from ..icedit_core import prompts
 from . import edit_path, sampler
 from .edit import shift_inputs, template_inputs
@@ -28,7 +29,8 @@ class ICEditMultiTurn(ICEditNode):
                         "turn redone with a plain KSampler. With a judge connected, every turn is checked: a try "
                         "that scores below min_score is tried again with the next seed, and the best try is kept.",
             inputs=[
-                io.Model.Input("model", tooltip="FLUX.1 Fill after the LoRA / MoE loader. The Flux shift for the "
+                io.Model.Input("model", tooltip="FLUX.1 Fill after the LoRA / MoE loader (FLUX.1 Kontext [dev] with "
+                                                "editor flux_kontext). ICEdit: the Flux shift for the "
                                                 "diptych's size is applied here."),
                 io.Clip.Input("clip", tooltip="The Flux text encoders."),
                 io.Vae.Input("vae", tooltip="The Flux VAE."),
@@ -62,6 +64,15 @@ class ICEditMultiTurn(ICEditNode):
                                      "over this many seeds instead of plain sampling; 1 = plain sampling."),
                 io.Int.Input("early_steps", default=10, min=1, max=200,
                              tooltip="With the Early Filter: steps each candidate runs before the judge picks."),
+                # Optional, so the multi-turn workflows saved before other editors existed load and run unchanged.
+                io.Combo.Input("editor", options=list(editors.EDITORS), default=editors.ICEDIT, optional=True,
+                               tooltip="Which model edits each turn. icedit: FLUX.1 Fill with the ICEdit LoRA, in a "
+                                       "diptych (panel width, template and shift apply). flux_kontext: FLUX.1 "
+                                       "Kontext [dev] on the whole image, as ICEdit Kontext Encode does (set "
+                                       "guidance to 2.5; panel width, template and shift do not apply)."),
+                io.Boolean.Input("kontext_size", default=True, optional=True,
+                                 tooltip="flux_kontext: scale each turn's source to Kontext's preferred size (about "
+                                         "1 megapixel); off keeps its size, rounded to multiples of 16."),
             ],
             outputs=[
                 io.Image.Output("final", display_name="final", tooltip="The result of the last turn."),
@@ -77,14 +88,15 @@ class ICEditMultiTurn(ICEditNode):
     def execute(cls, model, clip, vae, image, instructions, seed, steps, panel_width, guidance, sampler_name,
                 scheduler, template="released", custom_template="", max_shift=edit_path.DEFAULT_MAX_SHIFT,
                 base_shift=edit_path.DEFAULT_BASE_SHIFT, judge=None, min_score=6.0, tries=3,
-                early_filter_candidates=1, early_steps=10) -> io.NodeOutput:
+                early_filter_candidates=1, early_steps=10, editor=editors.ICEDIT, kontext_size=True) -> io.NodeOutput:
         turns = prompts.split_instructions(instructions)
         if image.shape[0] != 1:
             raise ValueError(f"multi-turn editing takes one image; got a batch of {image.shape[0]}")
         settings = edit_path.EditSettings(
             steps=steps, panel_width=panel_width, guidance=guidance,
             template_text=prompts.resolve_template(template, custom_template), max_shift=max_shift,
-            base_shift=base_shift, sampler_name=sampler_name, scheduler=scheduler)
+            base_shift=base_shift, sampler_name=sampler_name, scheduler=scheduler, editor=editor,
+            kontext_size=kontext_size)
         tries_per_turn = tries if judge is not None else 1
         early_filter, seeds_per_try = None, 1
         if early_filter_candidates > 1:
@@ -98,8 +110,10 @@ class ICEditMultiTurn(ICEditNode):
             judge.check()  # a judge that cannot answer is found before the first turn is sampled
         current = dip.to_rgb(image).float().cpu()
         results, log, evaluations = [current], [], 0
+        if editor != editors.ICEDIT:
+            log.append(f"editor: {editors.editor(editor).display}, guidance {guidance:g}")
         for index, instruction in enumerate(turns):
-            # Each try owns seeds_per_try consecutive seeds (its Early Filter candidates), each turn tries_per_turn tries.
+            # Each try owns seeds_per_try consecutive seeds (its Early Filter candidates), a turn tries_per_turn tries.
             seeds = ef.consecutive_seeds(seed + index * tries_per_turn * seeds_per_try,
                                          tries_per_turn * seeds_per_try)[::seeds_per_try]
             notes = []

@@ -11,8 +11,9 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
-from ..icedit_core import diptych as dip
 from ..icedit_core import early_filter as ef
+from ..icedit_core import editors
+from . import editor_checks
 from .io_types import Judge, Layout
 from .validation import ICEditNode
 
@@ -74,7 +75,7 @@ class EarlyFilterSettings:
 @dataclass
 class EarlyFilterRun:
     samples: torch.Tensor  # the winner, sampled to the end
-    previews: torch.Tensor  # what the judge saw: each candidate's right panel
+    previews: torch.Tensor  # what the judge saw: each candidate in the source's frame (ICEdit: its right panel)
     winner_seed: int
     report: str
 
@@ -95,8 +96,10 @@ def _select(judge, judge_mode, original, previews, instruction):
 
 def early_filter_sample(model, positive, negative, samples, vae, judge, layout, instruction, seed, steps, cfg,
                         sampler_name, scheduler, settings: EarlyFilterSettings) -> EarlyFilterRun:
-    """The Early Filter on one diptych latent: candidates seed, seed + 1, ... run early_steps steps, the judge
-    picks from their previews, the winner finishes. Settings are checked by the caller (settings.check)."""
+    """The Early Filter on one edit's latent, for any editor: candidates seed, seed + 1, ... run early_steps steps,
+    the judge picks from their previews (decoded and mapped to the source's frame by `layout`: ICEdit's diptych
+    layout or an editor's frame), the winner finishes. Settings are checked by the caller (settings.check)."""
+    editor_checks.check_inputs(layout, model, positive)
     mode, candidates, early_steps = settings.mode, settings.candidates, settings.early_steps
     seeds = ef.consecutive_seeds(seed, candidates)
     noises = [comfy.sample.prepare_noise(samples, s) for s in seeds]  # per-seed, as a lone run would draw
@@ -125,8 +128,7 @@ def early_filter_sample(model, positive, negative, samples, vae, judge, layout, 
     comfy.model_management.throw_exception_if_processing_interrupted()
 
     with torch.no_grad():  # ComfyUI's executor runs in inference mode; direct callers need not
-        _, previews = dip.panels(vae.decode(torch.cat(preview_latents)), layout)
-    original = dip.source_panels(layout)[0]
+        original, previews = editors.judge_views(vae.decode(torch.cat(preview_latents)), layout)
     selection = _select(judge, settings.judge_mode, original, previews, instruction)
     winner = selection.winner
 
@@ -151,15 +153,19 @@ class ICEditEarlyFilterSampler(ICEditNode):
             description="The paper's Early Filter: `candidates` seeds (seed, seed+1, ...) run `early_steps` steps "
                         "as one batch, a judge compares their previews, and only the winner is sampled to the "
                         "end. resume: the winner continues from its step, exactly as if that seed had run alone "
-                        "(NFE M*m + n - m). paper: the winner is re-run from its noise (NFE n + M*m).",
+                        "(NFE M*m + n - m). paper: the winner is re-run from its noise (NFE n + M*m). Works for "
+                        "ICEdit (FLUX.1 Fill) and FLUX.1 Kontext: the layout says which.",
             inputs=[
-                io.Model.Input("model", tooltip="FLUX.1 Fill (after the LoRA / MoE loader and ICEdit Flux Shift)."),
-                io.Conditioning.Input("positive", tooltip="From ICEditFillConditioning."),
-                io.Conditioning.Input("negative", tooltip="From ICEditFillConditioning."),
-                io.Latent.Input("latent", tooltip="From ICEditFillConditioning (one diptych)."),
+                io.Model.Input("model", tooltip="FLUX.1 Fill (after the LoRA / MoE loader and ICEdit Flux Shift), "
+                                                "or FLUX.1 Kontext [dev]."),
+                io.Conditioning.Input("positive", tooltip="From ICEditFillConditioning (or ICEditKontextEncode)."),
+                io.Conditioning.Input("negative", tooltip="From ICEditFillConditioning (or ICEditKontextEncode)."),
+                io.Latent.Input("latent", tooltip="From ICEditFillConditioning (one diptych) or ICEditKontextEncode "
+                                                  "(one image)."),
                 io.Vae.Input("vae", tooltip="Decodes the candidates' previews for the judge."),
                 Judge.Input("judge", tooltip="A judge loader: local VLM, API, or heuristic."),
-                Layout.Input("layout", tooltip="From ICEditDiptych: the source the judge compares against."),
+                Layout.Input("layout", tooltip="From ICEditDiptych (or ICEditKontextEncode): the source the judge "
+                                               "compares against, and how a candidate maps back to it."),
                 io.String.Input("instruction", force_input=True,
                                 tooltip="The edit instruction (ICEditPromptEncode's instruction output)."),
                 io.Int.Input("seed", default=42, min=0, max=ef.SEED_LIMIT - 1, control_after_generate=True,
@@ -168,7 +174,8 @@ class ICEditEarlyFilterSampler(ICEditNode):
                 io.Int.Input("early_steps", default=10, min=1, max=200,
                              tooltip="m: steps each candidate runs before judging (paper: 10)."),
                 io.Int.Input("steps", default=28, min=1, max=200, tooltip="n: the winner's full number of steps."),
-                io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, tooltip="FLUX.1 Fill: 1.0."),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="FLUX.1 Fill and Kontext [dev]: 1.0."),
                 io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
                                tooltip=f"resume mode needs a sampler without history: {', '.join(RESUMABLE_SAMPLERS)}."),
                 io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default="simple",
@@ -184,7 +191,9 @@ class ICEditEarlyFilterSampler(ICEditNode):
             ],
             outputs=[
                 io.Latent.Output("winner_latent", display_name="latent", tooltip="The winner, sampled to the end."),
-                io.Image.Output("previews", display_name="previews", tooltip="What the judge saw: each candidate's right panel."),
+                io.Image.Output("previews", display_name="previews",
+                                tooltip="What the judge saw: each candidate in the source's frame (ICEdit: its right "
+                                        "panel)."),
                 io.Int.Output("winner_seed", display_name="winner_seed", tooltip="The winning candidate's seed."),
                 io.String.Output("report", display_name="report", tooltip="Every comparison or score, with the judge's reasons."),
             ],
@@ -199,8 +208,9 @@ class ICEditEarlyFilterSampler(ICEditNode):
             raise ValueError("the instruction is empty; link ICEditPromptEncode's instruction output")
         samples = latent["samples"]
         if samples.shape[0] != 1 or layout.batch_size != 1:
-            raise ValueError(f"the Early Filter edits one diptych at a time; got a latent batch of "
+            raise ValueError(f"the Early Filter edits one image at a time; got a latent batch of "
                              f"{samples.shape[0]} and {layout.batch_size} source(s)")
+        editor_checks.check_inputs(layout, model, positive)  # another editor's model or conditioning: before all
         judge.check()  # a judge that cannot answer is found now, not after every candidate was sampled
         run = early_filter_sample(model, positive, negative, samples, vae, judge, layout, instruction, seed, steps,
                                   cfg, sampler_name, scheduler, settings)

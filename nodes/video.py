@@ -20,6 +20,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..icedit_core import diptych as dip
+from ..icedit_core import editors
 from ..icedit_core import flicker as flicker_metric
 from ..icedit_core import optical_flow
 from ..icedit_core import video_noise as vn
@@ -114,6 +115,7 @@ class ICEditVideoNoise(ICEditNode):
 
     @classmethod
     def execute(cls, layout, mode, noise_seed, carry) -> io.NodeOutput:
+        layout = editors.require_diptych(layout, "ICEdit Video Noise")  # other editors' video: issue 19, item 4
         cell = vn.CARRY_GRIDS[carry]
         if mode != vn.FLOW:
             return io.NodeOutput(VideoNoise(mode, noise_seed, layout, None, cell),

@@ -11,30 +11,43 @@ from comfyui_icedit.runner.prompt import SMOKE_CLIP_SWAP
 PACK_PROPERTIES = {"cnr_id": "comfyui-icedit"}
 
 
-def widget_index(object_info: dict, node_type: str, input_name: str) -> int:
-    """The position of an input's value in a node's widgets_values (seed widgets carry a control value)."""
+def widget_slots(object_info: dict, node_type: str) -> list[tuple[str, object]]:
+    """(input name, default) of each position in a node's widgets_values, in order; a seed's control value is a
+    slot of its own (named "<input>:control", default "fixed"), as is an image upload's."""
     info = object_info[node_type]
     order = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
-    position = 0
+    slots = []
     for name in order:
         spec = info["input"].get("required", {}).get(name) or info["input"].get("optional", {}).get(name)
-        if name == input_name:
-            return position
         kind = spec[0]
         options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
         if isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):
-            position += 1
+            default = options.get("default", kind[0] if isinstance(kind, list) and kind else None)
+            slots.append((name, default))
             if options.get("control_after_generate") or name in ("seed", "noise_seed"):
-                position += 1
+                slots.append((name + ":control", "fixed"))
             if options.get("image_upload"):
-                position += 1
+                slots.append((name + ":upload", "image"))
+    return slots
+
+
+def widget_index(object_info: dict, node_type: str, input_name: str) -> int:
+    """The position of an input's value in a node's widgets_values (seed widgets carry a control value)."""
+    for position, (name, _) in enumerate(widget_slots(object_info, node_type)):
+        if name == input_name:
+            return position
     raise KeyError(f"{node_type} has no input {input_name}")
 
 
 def set_widget(workflow: dict, object_info: dict, node_type: str, input_name: str, value) -> None:
+    slots = widget_slots(object_info, node_type)
+    index = widget_index(object_info, node_type, input_name)
     for node in workflow["nodes"]:
         if node["type"] == node_type:
-            node["widgets_values"][widget_index(object_info, node_type, input_name)] = value
+            values = node["widgets_values"]
+            # A file saved before the node gained optional widgets: the frontend shows their defaults.
+            values += [default for _, default in slots[len(values):index + 1]]
+            values[index] = value
 
 
 def smoke_ui_workflow(workflow: dict, object_info: dict) -> dict:

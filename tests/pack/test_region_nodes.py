@@ -127,3 +127,34 @@ def test_grow_fill_and_context_shape_the_window():
     holed[:, 190:210, 290:310] = 0
     _, region = ICEditRegionCrop.execute(image, 10, 0, holed, fill_holes=True).result
     assert torch.equal(region.alpha[0, 180:220, 280:320], torch.ones((40, 40)))
+
+
+@pytest.mark.parametrize("mode", ["off", "mean-std"])
+def test_a_kontext_edit_at_its_own_size_stitches_back_and_leaves_the_outside_bit_for_bit(mode):
+    """Kontext returns the window at its preferred size (here 1248x832 for a 3:2 window): ICEdit Crop with the
+    Kontext layout scales it back to the window, Region Stitch blends it in; colour matching still removes the
+    tone offset at the seam and outside the feathered mask the photo is untouched."""
+    from comfyui_icedit.icedit_core import editors
+    from comfyui_icedit.nodes.edit_path import working_image
+
+    image = big_image()
+    window, region = ICEditRegionCrop.execute(image, 64, 16, rect_mask(3000, 2000, 1400, 900, 1520, 980)).result
+    working = working_image(window, kontext_size=True)  # FluxKontextImageScale: not the window's size
+    assert working.shape[1:3] != window.shape[1:3]
+    layout = editors.whole_image_frame(editors.FLUX_KONTEXT, window, working)
+    decoded = working_image(colour_shifted_edit(window, region), kontext_size=True)  # the "edit", at Kontext's size
+    edited, comparison = ICEditCrop.execute(decoded, layout).result
+    assert edited.shape == window.shape and comparison.shape[2] == 2 * window.shape[2]
+    out = ICEditRegionStitch.execute(edited, region, mode).result[0]
+    outside = region.alpha[0] == 0
+    assert out.shape == image.shape and torch.equal(out[0][outside], image[0][outside])
+    if mode == "mean-std":
+        # Resampling to Kontext's size and back blurs the new content's edge into the seam, so the seam cannot get
+        # as clean as ICEdit's (test above); colour matching must take it down to what that blur alone costs (the
+        # same content without the drift, through the same round trip), which the drifted edit exceeds unmatched.
+        patched, hard = window.clone(), region.alpha[:, region.top:region.bottom, region.left:region.right] == 1
+        patched[hard] = torch.tensor([0.9, 0.2, 0.2])
+        undrifted, _ = ICEditCrop.execute(working_image(patched, kontext_size=True), layout).result
+        floor = seam_difference(ICEditRegionStitch.execute(undrifted, region, "off").result[0], image, region)
+        plain = ICEditRegionStitch.execute(edited, region, "off").result[0]
+        assert seam_difference(out, image, region) <= floor < seam_difference(plain, image, region)

@@ -71,13 +71,18 @@ def test_the_shipped_workflows_convert_and_the_server_validates_them(comfy_serve
         sampler = next(n for n in prompt.values()
                        if n["class_type"] in ("KSampler", "ICEditEarlyFilterSampler", "ICEditMultiTurn"))
         settings = sampler["inputs"]
-    steps = 8 if "fast" in name else 28  # the fast workflow: Turbo LoRA
+    kontext = "kontext" in name  # FLUX.1 Kontext [dev]: ComfyUI's template settings, 20 steps at guidance 2.5
+    steps = 8 if "fast" in name else 20 if kontext else 28  # the fast workflow: Turbo LoRA
     assert (settings["steps"], settings.get("cfg", 1.0), settings["sampler_name"], settings["scheduler"]) == \
         (steps, 1.0, "euler", "simple")
-    if sampler["class_type"] == "ICEditEarlyFilterSampler":  # the paper's M = 6, m = 10
-        assert (settings["candidates"], settings["early_steps"], settings["mode"]) == (6, 10, "resume")
-    encode = next(n for n in prompt.values() if n["class_type"] in ("ICEditPromptEncode", "ICEditMultiTurn"))
-    assert encode["inputs"]["guidance"] == 50.0
+    if sampler["class_type"] == "ICEditEarlyFilterSampler":  # the paper's M = 6, m = 10 (Kontext: m = 7 of 20)
+        assert (settings["candidates"], settings["early_steps"], settings["mode"]) == (6, 7 if kontext else 10,
+                                                                                       "resume")
+    encode = next(n for n in prompt.values()
+                  if n["class_type"] in ("ICEditPromptEncode", "ICEditKontextEncode", "ICEditMultiTurn"))
+    assert encode["inputs"]["guidance"] == (2.5 if kontext else 50.0)
+    if kontext:
+        assert encode["inputs"].get("editor", "flux_kontext") == "flux_kontext" and encode["inputs"]["kontext_size"]
     # The real file names, as the official releases name them ...
     named = [value for _, _, value in prompts.model_files(prompt)]
     assert named and all(value in REAL_MODELS for value in named), named
@@ -117,7 +122,9 @@ def smoke_prompt(server, tmp_path, workflow="icedit_basic.json", instruction="ma
     image = upload(server, write_source(tmp_path / "source.png", width, height))
     api = prompts.smoke_prompt(prompts.to_api(load_workflow(workflow), server.object_info()))
     values = {"candidates": 2, "early_steps": 1} if "early_filter" in workflow else {}
-    return prompts.with_inputs(api, image=image, instruction=instruction, seed=3, steps=3, panel_width=64, **values)
+    if "panel_width" in api.inputs:  # ICEdit's diptych (the Kontext workflows edit the whole image)
+        values["panel_width"] = 64
+    return prompts.with_inputs(api, image=image, instruction=instruction, seed=3, steps=3, **values)
 
 
 @pytest.mark.parametrize("name", IMAGE_WORKFLOWS)  # the video workflow's run: tests/system/test_video_server.py
@@ -178,7 +185,7 @@ def test_node_errors_reach_the_user_as_comfyui_reports_them(comfy_server, tmp_pa
         comfy_server.run(prompt, timeout=300)
 
 
-@pytest.mark.parametrize("workflow", ["basic", "early_filter", "upscale"])
+@pytest.mark.parametrize("workflow", ["basic", "early_filter", "upscale", "kontext_early_filter"])
 def test_the_main_job_command_edits_through_a_running_server(comfy_server, tmp_path, workflow):
     source = write_source(tmp_path / "photo.png", 90, 120)
     output = tmp_path / "out"

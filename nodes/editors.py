@@ -1,0 +1,62 @@
+"""Other editors than ICEdit: FLUX.1 Kontext [dev]'s encode node (ComfyUI's own nodes' functions, in
+nodes/edit_path.py), giving the layout the pack's tools map its edit back with (icedit_core.editors)."""
+from __future__ import annotations
+
+from comfy_api.latest import io, ui
+
+from ..icedit_core import editors
+from . import edit_path
+from .io_types import Layout
+from .validation import ICEditNode
+
+
+class ICEditKontextEncode(ICEditNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditKontextEncode",
+            display_name="ICEdit Kontext Encode",
+            category="ICEdit/editors",
+            description="FLUX.1 Kontext [dev]'s edit inputs, as ComfyUI's own Kontext graph makes them "
+                        "(FluxKontextImageScale, VAEEncode, CLIPTextEncode, ReferenceLatent, FluxGuidance, "
+                        "ConditioningZeroOut), plus the layout that lets the pack's tools (Early Filter, ICEdit "
+                        "Crop, Region Stitch) map the edit back to the source's size.",
+            inputs=[
+                io.Clip.Input("clip", tooltip="The Flux text encoders (CLIP-L + T5-XXL), as for FLUX.1 Fill."),
+                io.Vae.Input("vae", tooltip="The Flux VAE (ae.safetensors)."),
+                io.Image.Input("image", tooltip="The source (a batch must share one size)."),
+                io.String.Input("instruction", multiline=True, default="", placeholder="make the sky a sunset",
+                                tooltip="What to change, in plain words; Kontext reads it as the whole prompt. T5 "
+                                        "reads at most 512 tokens; a longer prompt is cut and the node says so."),
+                io.Float.Input("guidance", default=editors.EDITORS[editors.FLUX_KONTEXT].guidance, min=0.0,
+                               max=100.0, step=0.1, tooltip="Flux embedded guidance; Kontext [dev] uses 2.5."),
+                io.Boolean.Input("kontext_size", default=True,
+                                 tooltip="Scale the source to the nearest of Kontext's preferred sizes (about 1 "
+                                         "megapixel, FluxKontextImageScale), as Kontext was trained. Off: the "
+                                         "source's own size rounded to multiples of 16 (the smoke tests' small "
+                                         "random models use this)."),
+            ],
+            outputs=[
+                io.Conditioning.Output("positive", display_name="positive",
+                                       tooltip="The instruction with the source as reference latent and the guidance."),
+                io.Conditioning.Output("negative", display_name="negative",
+                                       tooltip="Zeroed out (Kontext [dev] samples at cfg 1)."),
+                io.Latent.Output("latent", display_name="latent",
+                                 tooltip="The encoded source at the working size, to sample at denoise 1.0."),
+                Layout.Output("layout", display_name="layout",
+                              tooltip="The source and Kontext's working size: ICEdit Crop and the Early Filter map "
+                                      "the edit back with it."),
+                io.String.Output("instruction_text", display_name="instruction",
+                                 tooltip="The instruction alone, for a judge."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, clip, vae, image, instruction, guidance, kontext_size=True) -> io.NodeOutput:
+        positive, negative, latent, frame, tokens = edit_path.kontext_encode(clip, vae, image, instruction, guidance,
+                                                                             kontext_size)
+        return io.NodeOutput(positive, negative, latent, frame, instruction.strip(),
+                             ui=ui.PreviewText(f"{tokens.text()} {frame.describe()}."))
+
+
+NODES = [ICEditKontextEncode]
