@@ -445,6 +445,57 @@ KONTEXT_TURNS = Overlay(  # on MULTITURN + COMPOUND: the same planner and checke
     links=((3, 0, 30, "model"),),
 )
 
+QWEN_IMAGE_EDIT_EARLY_FILTER = Workflow(  # Qwen-Image-Edit-2509: the stock Plus encode inside ICEdit's encode node
+    nodes=(
+        Node(1, "LoadImage", (20, 40), (320, 360), ("icedit_example.png", "image"), "Source image"),
+        Node(3, "UNETLoader", (20, 440), (320, 90), ("qwen_image_edit_2509_fp8_e4m3fn.safetensors", "default")),
+        Node(5, "ModelSamplingAuraFlow", (380, 440), (300, 60), (3.0,)),
+        Node(6, "CLIPLoader", (20, 570), (320, 110), ("qwen_2.5_vl_7b_fp8_scaled.safetensors", "qwen_image",
+                                                      "default")),
+        Node(8, "VAELoader", (20, 720), (320, 60), ("qwen_image_vae.safetensors",)),
+        Node(60, "ICEditQwenImageEditEncode", (380, 40), (340, 300), ("make the sky a warm sunset", "", 1.0)),
+        Node(10, "ICEditEarlyFilterSampler", (1120, 40), (340, 420),
+             (42, "fixed", 6, 7, 20, 2.5, "euler", "simple", "resume", "pairwise", 0)),
+        Node(17, "ICEditVLMJudgeLocal", (760, 420), (320, 110), ("Qwen2.5-VL-7B-Instruct", "auto", 256)),
+        Node(18, "PreviewImage", (1120, 520), (420, 300), title="Candidates the judge saw"),
+        Node(19, "PreviewAny", (1500, 520), (360, 260), title="Early Filter report"),
+        Node(11, "VAEDecode", (1500, 40), (220, 50)),
+        Node(12, "ICEditCrop", (1500, 140), (240, 80), (True,)),
+        Node(13, "ICEditSaveImage", (1800, 40), (360, 400), ("ICEdit/edited",), "Save edited"),
+        Node(14, "SaveImage", (1800, 440), (520, 320), ("ICEdit/comparison",), "Save before | after"),
+        Node(15, "MarkdownNote", (20, 840), (520, 300), title="Read me"),
+    ),
+    links=(
+        (3, 0, 5, "model"),
+        (6, 0, 60, "clip"),
+        (8, 0, 60, "vae"),
+        (1, 0, 60, "image"),
+        (5, 0, 10, "model"),
+        (60, 0, 10, "positive"),
+        (60, 1, 10, "negative"),
+        (60, 2, 10, "latent"),
+        (8, 0, 10, "vae"),
+        (17, 0, 10, "judge"),
+        (60, 3, 10, "layout"),
+        (60, 4, 10, "instruction"),
+        (10, 1, 18, "images"),
+        (10, 3, 19, "source"),
+        (10, 0, 11, "samples"),
+        (8, 0, 11, "vae"),
+        (11, 0, 12, "image"),
+        (60, 3, 12, "layout"),
+        (12, 0, 13, "images"),
+        (12, 1, 14, "images"),
+    ),
+    readme="## Qwen-Image-Edit-2509 — Early Filter\n\nWrite the edit in **ICEdit Qwen-Image-Edit Encode**: it runs "
+    "ComfyUI's TextEncodeQwenImageEditPlus for the prompt and the negative prompt (the source seen by the Qwen2.5-VL "
+    "text encoder and added as the reference latent at about 1 megapixel) and hands the layout on. Six seeds run 7 "
+    "of 20 steps (cfg 2.5, AuraFlow shift 3) as one batch; the local judge compares the candidates pairwise and only "
+    "the winner finishes: 2 x (6 x 7 + 13) = 110 model evaluations instead of 2 x 6 x 20 = 240 for the best of six "
+    "(a real cfg evaluates the negative too). **ICEdit Crop** scales the edit back to the source's size.\n\n"
+    + MODEL_FILES_SECTION,
+)
+
 WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones, as the position is the file's id
     "basic": (ICEDIT, ()),
     "moe": (ICEDIT, (MOE,)),
@@ -461,6 +512,7 @@ WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones,
     "kontext_early_filter": (KONTEXT, (KONTEXT_EARLY_FILTER,)),
     "kontext_region": (KONTEXT, (KONTEXT_REGION,)),
     "kontext_compound": (MULTITURN, (COMPOUND, KONTEXT_TURNS)),
+    "qwen_image_edit_early_filter": (QWEN_IMAGE_EDIT_EARLY_FILTER, ()),
 }
 VARIANTS = list(WORKFLOWS)
 
@@ -547,6 +599,7 @@ SETTABLE_INPUTS = {
     "image": (("LoadImage", "image"),),
     "video": (("LoadVideo", "file"),),
     "instruction": (("ICEditPromptEncode", "instruction"), ("ICEditKontextEncode", "instruction"),
+                    ("ICEditQwenImageEditEncode", "instruction"),
                     ("ICEditMultiTurn", "instructions"),
                     ("ICEditPlanInstructions", "instruction")),
     "seed": (("KSampler", "seed"), ("ICEditEarlyFilterSampler", "seed"), ("ICEditMultiTurn", "seed"),

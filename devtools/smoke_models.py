@@ -1,4 +1,5 @@
-"""Small random-weight Flux Fill, VAE, text encoders and ICEdit LoRA, built with ComfyUI's own classes.
+"""Small random-weight Flux Fill, Flux Kontext, VAE, text encoders and ICEdit LoRA (and, from smoke_qwen.py,
+Qwen-Image-Edit's three files), built with ComfyUI's own classes.
 
 They stand in for the real weights (which cannot be downloaded here) in the smoke run and the tests. What they
 produce is noise; what they prove is that every file loads through ComfyUI's real loaders and runs through its
@@ -258,7 +259,7 @@ def _generator_fingerprint() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     for path in (os.path.join(here, "smoke_models.py"), os.path.join(here, "..", "icedit_core", "model_files.py"),
                  os.path.join(here, "smoke_adapters.py"), os.path.join(here, "..", "icedit_core", "adapter_file.py"),
-                 os.path.join(here, "..", "nodes", "smoke_test.py")):
+                 os.path.join(here, "..", "nodes", "smoke_test.py"), os.path.join(here, "smoke_qwen.py")):
         with open(path, "rb") as handle:
             digest.update(handle.read())
     return digest.hexdigest()[:16]
@@ -319,5 +320,8 @@ def _generate(cache_root: str, root: str, log) -> None:
     save_tiny_clipseg(target("clipseg"))
     _save(bf16(flux_controlnet_state_dict()), target("controlnet"))
     _save(upscaler_state_dict(), target("upscale"))
+    from .smoke_qwen import save_qwen_smoke_files  # imports smoke_models itself (randomize_)
+
+    save_qwen_smoke_files(root)
     with open(done, "w") as handle:
         handle.write("ok\n")

@@ -18,14 +18,16 @@ def consecutive_seeds(seed: int, count: int) -> list[int]:
     return [(seed + i) % SEED_LIMIT for i in range(count)]
 
 
-def nfe(mode: str, candidates: int, early_steps: int, steps: int) -> int:
-    """Model evaluations of one Early Filter run (cfg 1: one per step per candidate).
+def nfe(mode: str, candidates: int, early_steps: int, steps: int, cfg: float = 1.0) -> int:
+    """Model evaluations of one Early Filter run: one per step per candidate at cfg 1 (ComfyUI then skips the
+    negative), two with a real cfg (the prompt and the negative).
     paper: each candidate runs its own early_steps-step schedule, the winner is re-run for `steps`;
     resume: candidates run the first early_steps of the `steps` schedule, the winner continues from there."""
+    per_step = 1 if cfg == 1.0 else 2
     if mode == PAPER:
-        return steps + candidates * early_steps
+        return per_step * (steps + candidates * early_steps)
     if mode == RESUME:
-        return candidates * early_steps + steps - early_steps
+        return per_step * (candidates * early_steps + steps - early_steps)
     raise ValueError(f"unknown Early Filter mode {mode!r}; use {PAPER!r} or {RESUME!r}")
 
 

@@ -34,7 +34,11 @@ class Editor:
 EDITORS = {
     ICEDIT: Editor(ICEDIT, "ICEdit (FLUX.1 Fill)", "FLUX.1 Fill", "fill", 50.0, 1.0),
     FLUX_KONTEXT: Editor(FLUX_KONTEXT, "FLUX.1 Kontext [dev]", "FLUX.1 (Kontext [dev])", "reference", 2.5, 1.0),
+    # ComfyUI's Qwen-Image-Edit-2509 template: 20 steps, cfg 2.5 with a negative prompt, AuraFlow shift 3.
+    QWEN_IMAGE_EDIT: Editor(QWEN_IMAGE_EDIT, "Qwen-Image-Edit(-2509)", "Qwen-Image (Edit)", "reference", None, 2.5),
 }
+# ComfyUI's supported-model class of each editor's diffusion model (FLUX.1 Kontext [dev] loads as its plain Flux).
+MODEL_CLASSES = {ICEDIT: ("FluxInpaint",), FLUX_KONTEXT: ("Flux",), QWEN_IMAGE_EDIT: ("QwenImage",)}
 
 
 def editor(name: str) -> Editor:
@@ -67,16 +71,16 @@ class WholeImageFrame:
 Frame = dip.DiptychLayout | WholeImageFrame
 
 
-def whole_image_frame(editor_name: str, sources: torch.Tensor, working: torch.Tensor) -> WholeImageFrame:
-    """The frame of `sources` [B, H, W, C] edited as `working` [B, h, w, C] (the image the editor encodes)."""
+def whole_image_frame(editor_name: str, sources: torch.Tensor, working_width: int, working_height: int
+                      ) -> WholeImageFrame:
+    """The frame of `sources` [B, H, W, C] edited at working_width x working_height (the image the editor encodes)."""
     editor(editor_name)
     sources = dip.to_rgb(sources)
-    if working.ndim != 4 or working.shape[0] != sources.shape[0]:
-        raise ValueError(f"the working image has shape {tuple(working.shape)}, the source {tuple(sources.shape)}: "
-                         "they must be batches of the same length")
+    if working_width < 1 or working_height < 1:
+        raise ValueError(f"the working size {working_width}x{working_height} has no pixels")
     rgb = sources if sources.dtype == torch.float32 and sources.device.type == "cpu" else sources.float().cpu()
-    return WholeImageFrame(editor_name, int(sources.shape[2]), int(sources.shape[1]), int(working.shape[2]),
-                           int(working.shape[1]), rgb)
+    return WholeImageFrame(editor_name, int(sources.shape[2]), int(sources.shape[1]), int(working_width),
+                           int(working_height), rgb)
 
 
 def editor_of(frame: Frame) -> str:
@@ -155,10 +159,18 @@ def check_conditioning(editor_name: str, carries_fill: bool, carries_reference: 
                          "editor's own encode node (or ReferenceLatent)")
 
 
+def check_text_width(editor_name: str, conditioning_width: int, model_text_width: int) -> None:
+    """The text conditioning is as wide as the model reads: another editor's text encoder is refused (ComfyUI
+    fails deep inside the model's first layer with a matrix-shape error)."""
+    if conditioning_width != model_text_width:
+        raise ValueError(f"the text conditioning is {conditioning_width} wide, but this {editor(editor_name).display} "
+                         f"model reads {model_text_width}: it comes from another model's text encoder (e.g. "
+                         "Qwen2.5-VL with a Flux model, or Flux's T5 with Qwen-Image) - load the editor's own")
+
+
 def check_model(editor_name: str, model_family: str) -> None:
     """`model_family`: ComfyUI's supported-model class name of the loaded model (FluxInpaint, Flux, QwenImage...)."""
     wanted = editor(editor_name)
-    expected = {ICEDIT: ("FluxInpaint",), FLUX_KONTEXT: ("Flux",)}[editor_name]
-    if model_family not in expected:
+    if model_family not in MODEL_CLASSES[editor_name]:
         raise ValueError(f"{wanted.display} samples with {wanted.model}, but the model is ComfyUI's "
                          f"{model_family}: load the editor's own diffusion model (or pick the editor that matches it)")

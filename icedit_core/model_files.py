@@ -10,6 +10,7 @@ LOADER_INPUTS = {
     ("UNETLoader", "unet_name"): ("diffusion_models", "unet"),
     ("DualCLIPLoader", "clip_name1"): ("text_encoders", "clip"),
     ("DualCLIPLoader", "clip_name2"): ("text_encoders", "clip"),
+    ("CLIPLoader", "clip_name"): ("text_encoders", "clip"),
     ("VAELoader", "vae_name"): ("vae",),
     ("LoraLoaderModelOnly", "lora_name"): ("loras",),
     ("ICEditMoELoRALoader", "lora_name"): ("loras",),
@@ -58,6 +59,12 @@ MODEL_FILES = (
               used_by="fast workflow", remark="its `diffusion_pytorch_model.safetensors`, renamed"),
     ModelFile(("flux1-kontext-dev.safetensors",), "diffusion_models", "black-forest-labs/FLUX.1-Kontext-dev",
               "kontext_unet", used_by="Kontext workflows", remark="same text encoders and VAE as FLUX.1 Fill"),
+    ModelFile(("qwen_image_edit_2509_fp8_e4m3fn.safetensors",), "diffusion_models", "Comfy-Org/Qwen-Image-Edit_ComfyUI",
+              "qwen_unet", used_by="Qwen-Image-Edit workflow"),
+    ModelFile(("qwen_2.5_vl_7b_fp8_scaled.safetensors",), "text_encoders", "Comfy-Org/Qwen-Image_ComfyUI",
+              "qwen_text_encoder", used_by="Qwen-Image-Edit workflow", remark="CLIPLoader, type qwen_image"),
+    ModelFile(("qwen_image_vae.safetensors",), "vae", "Comfy-Org/Qwen-Image_ComfyUI", "qwen_vae",
+              used_by="Qwen-Image-Edit workflow"),
 )
 
 # file as the workflows name it -> the role of its smoke-test stand-in (SMOKE_FILES). Keyed by file, because one
@@ -118,6 +125,9 @@ SMOKE_FILES = {
     "controlnet": ("controlnet", "icedit-smoke-test-flux-controlnet.safetensors"),
     "upscale": ("upscale_models", "icedit-smoke-test-upscaler-x2.safetensors"),
     "kontext_unet": ("diffusion_models", "icedit-smoke-test-flux-kontext.safetensors"),  # Flux without Fill channels
+    "qwen_unet": ("diffusion_models", "icedit-smoke-test-qwen-image.safetensors"),  # 1 block at the fixed width
+    "qwen_text_encoder": ("text_encoders", "icedit-smoke-test-qwen-text-encoder.safetensors"),
+    "qwen_vae": ("vae", "icedit-smoke-test-qwen-vae.safetensors"),
 }
 
 # The environment variable that makes the pack register its smoke-test text-encoder loader (nodes/smoke_test.py
@@ -126,9 +136,11 @@ SMOKE_NODES_ENV = "ICEDIT_SMOKE_TEST_NODES"
 
 # (node type, input name) -> value, for checks that random weights cannot pass and sizes a CPU cannot afford: a
 # random model draws noise on the diptych's left panel too, so ICEdit Crop's check that the left panel shows the
-# source is off; Kontext's preferred sizes (about 1 megapixel) are off, so the smoke source keeps its small size.
+# source is off; Kontext's preferred sizes (about 1 megapixel) are off, so the smoke source keeps its small size, and
+# Qwen-Image-Edit's reference is 0.01 megapixels (at 1 MP one call of the smoke Qwen-Image takes 36 s on a CPU).
 SMOKE_SETTINGS = {
     ("ICEditCrop", "check_source"): False,
     ("ICEditKontextEncode", "kontext_size"): False,
     ("ICEditMultiTurn", "kontext_size"): False,
+    ("ICEditQwenImageEditEncode", "reference_megapixels"): 0.01,
 }

@@ -15,6 +15,8 @@ import torch
 from comfy_extras.nodes_edit_model import ReferenceLatent
 from comfy_extras.nodes_flux import FluxGuidance, FluxKontextImageScale
 from comfy_extras.nodes_model_advanced import ModelSamplingFlux
+from comfy_extras.nodes_post_processing import ImageScaleToTotalPixels
+from comfy_extras.nodes_qwen import TextEncodeQwenImageEditPlus
 
 from ..icedit_core import diptych as dip
 from ..icedit_core import editors
@@ -135,7 +137,45 @@ def kontext_encode(clip, vae, image: torch.Tensor, instruction: str, guidance: f
     (negative,) = comfy_nodes.ConditioningZeroOut().zero_out(text)
     positive = ReferenceLatent.execute(text, latent).result[0]
     positive = FluxGuidance.execute(positive, guidance).result[0]
-    return positive, negative, latent, editors.whole_image_frame(editors.FLUX_KONTEXT, image, working), report
+    frame = editors.whole_image_frame(editors.FLUX_KONTEXT, image, working.shape[2], working.shape[1])
+    return positive, negative, latent, frame, report
+
+
+# -- Qwen-Image-Edit-2509 ------------------------------------------------------------------------------------------
+# TextEncodeQwenImageEditPlus scales its reference to this many megapixels; only there is the stock node used whole.
+QWEN_REFERENCE_MEGAPIXELS = 1.0
+
+
+def qwen_image_edit_encode(clip, vae, image: torch.Tensor, instruction: str, negative_prompt: str = "",
+                           reference_megapixels: float = QWEN_REFERENCE_MEGAPIXELS):
+    """(positive, negative, latent, frame): Qwen-Image-Edit-2509's inputs from ComfyUI's TextEncodeQwenImageEditPlus
+    (the source as image1: the vision input at about 384x384 and the reference latent at about 1 megapixel), the
+    negative prompt encoded the same way with the same reference (ReferenceLatent). The latent to sample is the
+    reference latent (its size is the working size). With reference_megapixels other than 1, the node encodes text
+    and vision only and the reference is the source scaled to that size (ImageScaleToTotalPixels, "area" as the node
+    scales) through VAEEncode: the smoke tests' small models cannot afford a megapixel on a CPU."""
+    if not instruction.strip():
+        raise ValueError("the instruction is empty: write what to change")
+    rgb = dip.to_rgb(image)
+    if reference_megapixels == QWEN_REFERENCE_MEGAPIXELS:  # the stock node whole, for the prompt
+        positive = TextEncodeQwenImageEditPlus.execute(clip, instruction.strip(), vae, image1=rgb).result[0]
+        latent = {"samples": positive[0][1]["reference_latents"][0]}
+    else:
+        scaled = ImageScaleToTotalPixels.execute(rgb, "area", reference_megapixels).result[0]
+        (latent,) = comfy_nodes.VAEEncode().encode(vae, scaled)
+        positive = ReferenceLatent.execute(
+            TextEncodeQwenImageEditPlus.execute(clip, instruction.strip(), None, image1=rgb).result[0], latent).result[0]
+    # The negative sees the same source: the stock node with its VAE would encode the same reference again.
+    negative = ReferenceLatent.execute(
+        TextEncodeQwenImageEditPlus.execute(clip, negative_prompt, None, image1=rgb).result[0], latent).result[0]
+    reference = latent["samples"]
+    # The VAE works in 8-pixel cells: the reference latent's size times 8 is the image the model edits.
+    frame = editors.whole_image_frame(editors.QWEN_IMAGE_EDIT, image, reference.shape[-1] * 8, reference.shape[-2] * 8)
+    return positive, negative, latent, frame
+
+
+# Editors the multi-turn node runs turns with (Qwen-Image-Edit's turns need its negative prompt and cfg there first).
+TURN_EDITORS = (editors.ICEDIT, editors.FLUX_KONTEXT)
 
 
 @dataclass(frozen=True)
@@ -188,7 +228,8 @@ def prepare(model, clip, vae, image: torch.Tensor, instruction: str, settings: E
         text = instruction.strip()
     else:
         editors.editor(settings.editor)  # an unknown name: its error lists the editors
-        raise ValueError(f"{editors.editor(settings.editor).display} has no edit path in this pack yet")
+        raise ValueError(f"{editors.editor(settings.editor).display} has no multi-turn edit path yet; edit with its "
+                         "encode node and the Early Filter Sampler or KSampler")
     editor_checks.check_inputs(layout, model, positive)
     return SamplerInputs(model, positive, negative, latent, layout, text, tokens)
 
@@ -211,5 +252,5 @@ def edit_once(model, clip, vae, image: torch.Tensor, instruction: str, seed: int
                                           vae, judge, inputs.layout, instruction, seed, settings.steps, cfg,
                                           settings.sampler_name, settings.scheduler, filter_settings)
         samples, used_seed, report = run.samples, run.winner_seed, run.report
-    edited, _ = editors.map_back(vae.decode(samples), inputs.layout)
+    edited, _ = editors.map_back(sampler.decode(vae, samples), inputs.layout)
     return EditResult(edited, inputs.prompt, inputs.tokens, used_seed, report)

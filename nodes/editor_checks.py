@@ -1,5 +1,6 @@
-"""The checks that a model, a conditioning and a layout belong to the same editor (ICEdit, FLUX.1 Kontext), made
-before sampling: ComfyUI's Flux quietly runs most mismatches (icedit_core.editors words the errors)."""
+"""The checks that a model, a conditioning and a layout belong to the same editor (ICEdit, FLUX.1 Kontext,
+Qwen-Image-Edit), made before sampling: ComfyUI quietly runs most mismatches, or fails deep inside the model
+(icedit_core.editors words the errors)."""
 from __future__ import annotations
 
 from ..icedit_core import editors
@@ -17,8 +18,17 @@ def carries(conditioning) -> tuple[bool, bool]:
     return fill, reference
 
 
+def text_width(model) -> int | None:
+    """How wide a text conditioning the diffusion model reads: Flux's and Qwen-Image's txt_in (None for others)."""
+    layer = getattr(model.model.diffusion_model, "txt_in", None)
+    return getattr(layer, "in_features", None)
+
+
 def check_inputs(frame, model, positive) -> None:
     """The model, the conditioning and the layout are the same editor's, or a one-line error says which is not."""
     name = editors.editor_of(frame)
     editors.check_model(name, model_family(model))
+    width = text_width(model)
+    if width is not None and positive:
+        editors.check_text_width(name, int(positive[0][0].shape[-1]), width)
     editors.check_conditioning(name, *carries(positive))

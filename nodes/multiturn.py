@@ -65,7 +65,7 @@ class ICEditMultiTurn(ICEditNode):
                 io.Int.Input("early_steps", default=10, min=1, max=200,
                              tooltip="With the Early Filter: steps each candidate runs before the judge picks."),
                 # Optional, so the multi-turn workflows saved before other editors existed load and run unchanged.
-                io.Combo.Input("editor", options=list(editors.EDITORS), default=editors.ICEDIT, optional=True,
+                io.Combo.Input("editor", options=list(edit_path.TURN_EDITORS), default=editors.ICEDIT, optional=True,
                                tooltip="Which model edits each turn. icedit: FLUX.1 Fill with the ICEdit LoRA, in a "
                                        "diptych (panel width, template and shift apply). flux_kontext: FLUX.1 "
                                        "Kontext [dev] on the whole image, as ICEdit Kontext Encode does (set "

@@ -8,6 +8,7 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
+import nodes as comfy_nodes
 import torch
 from comfy_api.latest import io
 
@@ -42,6 +43,11 @@ class _Progress:
         return on_step
 
 
+def decode(vae, samples: torch.Tensor) -> torch.Tensor:
+    """Decoded images [N, H, W, C], as VAE Decode gives them (a video VAE's frames, Qwen-Image's, flattened)."""
+    return comfy_nodes.VAEDecode().decode(vae, {"samples": samples})[0]
+
+
 def _chunks(count: int, size: int):
     size = size or count
     for start in range(0, count, size):
@@ -68,8 +74,8 @@ class EarlyFilterSettings:
                              "result would no longer be the winning seed's own run. Take the cache node out of "
                              "this model path (it works with KSampler).")
 
-    def nfe(self, steps: int) -> int:
-        return ef.nfe(self.mode, self.candidates, self.early_steps, steps)
+    def nfe(self, steps: int, cfg: float = 1.0) -> int:
+        return ef.nfe(self.mode, self.candidates, self.early_steps, steps, cfg)
 
 
 @dataclass
@@ -103,7 +109,7 @@ def early_filter_sample(model, positive, negative, samples, vae, judge, layout, 
     mode, candidates, early_steps = settings.mode, settings.candidates, settings.early_steps
     seeds = ef.consecutive_seeds(seed, candidates)
     noises = [comfy.sample.prepare_noise(samples, s) for s in seeds]  # per-seed, as a lone run would draw
-    progress = _Progress(model, settings.nfe(steps))
+    progress = _Progress(model, settings.nfe(steps))  # candidate-steps (the bar counts steps, at any cfg)
 
     def run(noise, latent_image, n_steps, holder, seed, **kwargs):
         # `seed` only feeds samplers that draw noise per step; the initial noise is given.
@@ -114,7 +120,7 @@ def early_filter_sample(model, positive, negative, samples, vae, judge, layout, 
     partials, preview_latents = [], []
     for chunk in _chunks(candidates, settings.batch_size):
         noise = torch.cat([noises[i] for i in chunk])
-        latent_image = samples.repeat(len(chunk), 1, 1, 1)
+        latent_image = samples.repeat(len(chunk), *[1] * (samples.ndim - 1))  # Qwen-Image's latents are 5-d
         holder = {}
         if mode == ef.PAPER:  # a complete early_steps-step run per candidate; its result is the preview
             out = run(noise, latent_image, early_steps, holder, seeds[chunk[0]])
@@ -128,7 +134,7 @@ def early_filter_sample(model, positive, negative, samples, vae, judge, layout, 
     comfy.model_management.throw_exception_if_processing_interrupted()
 
     with torch.no_grad():  # ComfyUI's executor runs in inference mode; direct callers need not
-        original, previews = editors.judge_views(vae.decode(torch.cat(preview_latents)), layout)
+        original, previews = editors.judge_views(decode(vae, torch.cat(preview_latents)), layout)
     selection = _select(judge, settings.judge_mode, original, previews, instruction)
     winner = selection.winner
 
@@ -139,7 +145,7 @@ def early_filter_sample(model, positive, negative, samples, vae, judge, layout, 
         final = run(torch.zeros_like(noises[winner]), partials[winner:winner + 1], steps, holder, seeds[winner],
                     start_step=early_steps, last_step=steps, force_full_denoise=True)
     report = (f"Early Filter ({mode}, {settings.judge_mode}, judge {judge.name}): {candidates} candidates x "
-              f"{early_steps} steps, winner {steps} steps; NFE {settings.nfe(steps)}\n" + selection.report(seeds))
+              f"{early_steps} steps, winner {steps} steps; NFE {settings.nfe(steps, cfg)}\n" + selection.report(seeds))
     return EarlyFilterRun(final, previews, seeds[winner], report)
 
 
@@ -154,17 +160,17 @@ class ICEditEarlyFilterSampler(ICEditNode):
                         "as one batch, a judge compares their previews, and only the winner is sampled to the "
                         "end. resume: the winner continues from its step, exactly as if that seed had run alone "
                         "(NFE M*m + n - m). paper: the winner is re-run from its noise (NFE n + M*m). Works for "
-                        "ICEdit (FLUX.1 Fill) and FLUX.1 Kontext: the layout says which.",
+                        "ICEdit (FLUX.1 Fill), FLUX.1 Kontext and Qwen-Image-Edit: the layout says which.",
             inputs=[
                 io.Model.Input("model", tooltip="FLUX.1 Fill (after the LoRA / MoE loader and ICEdit Flux Shift), "
-                                                "or FLUX.1 Kontext [dev]."),
-                io.Conditioning.Input("positive", tooltip="From ICEditFillConditioning (or ICEditKontextEncode)."),
-                io.Conditioning.Input("negative", tooltip="From ICEditFillConditioning (or ICEditKontextEncode)."),
-                io.Latent.Input("latent", tooltip="From ICEditFillConditioning (one diptych) or ICEditKontextEncode "
-                                                  "(one image)."),
+                                                "FLUX.1 Kontext [dev], or Qwen-Image-Edit (after ModelSamplingAuraFlow)."),
+                io.Conditioning.Input("positive", tooltip="From ICEditFillConditioning (or an editor's encode node)."),
+                io.Conditioning.Input("negative", tooltip="From ICEditFillConditioning (or an editor's encode node)."),
+                io.Latent.Input("latent", tooltip="From ICEditFillConditioning (one diptych) or an editor's encode "
+                                                  "node (one image)."),
                 io.Vae.Input("vae", tooltip="Decodes the candidates' previews for the judge."),
                 Judge.Input("judge", tooltip="A judge loader: local VLM, API, or heuristic."),
-                Layout.Input("layout", tooltip="From ICEditDiptych (or ICEditKontextEncode): the source the judge "
+                Layout.Input("layout", tooltip="From ICEditDiptych (or an editor's encode node): the source the judge "
                                                "compares against, and how a candidate maps back to it."),
                 io.String.Input("instruction", force_input=True,
                                 tooltip="The edit instruction (ICEditPromptEncode's instruction output)."),
@@ -175,7 +181,8 @@ class ICEditEarlyFilterSampler(ICEditNode):
                              tooltip="m: steps each candidate runs before judging (paper: 10)."),
                 io.Int.Input("steps", default=28, min=1, max=200, tooltip="n: the winner's full number of steps."),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1,
-                               tooltip="FLUX.1 Fill and Kontext [dev]: 1.0."),
+                               tooltip="FLUX.1 Fill and Kontext [dev]: 1.0; Qwen-Image-Edit: 2.5 (twice the model "
+                                       "evaluations: the negative too)."),
                 io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
                                tooltip=f"resume mode needs a sampler without history: {', '.join(RESUMABLE_SAMPLERS)}."),
                 io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default="simple",

@@ -13,12 +13,15 @@ import os
 import comfy.sd
 import comfy.sd1_clip
 import comfy.supported_models_base
+import comfy.text_encoders.llama
+import comfy.text_encoders.qwen_vl
 import comfy.text_encoders.t5
 import comfy.utils
 import folder_paths
 import safetensors
 import torch
 from comfy.text_encoders.flux import FluxClipModel, FluxTokenizer
+from comfy.text_encoders.qwen_image import Qwen25_7BVLIModel, QwenImageTEModel, QwenImageTokenizer
 from comfy_api.latest import io
 
 from ..icedit_core.model_files import SMOKE_NODES_ENV
@@ -93,9 +96,117 @@ class ICEditSmokeTestCLIPLoader(ICEditNode):
         return io.NodeOutput(load_smoke_test_clip(path))
 
 
+# Qwen-Image-Edit's text encoder. ComfyUI's CLIPLoader (type qwen_image) always builds the 7B Qwen2.5-VL (3584 wide,
+# 28 layers, a 32-layer 1280-wide vision tower); the smoke loader builds the same classes at the sizes in its file.
+# Metadata key of that file: {"text": <Qwen25_7BVLI_Config fields>, "vision": <Qwen2VLVisionTransformer sizes>,
+# "output_width": 3584} (devtools/smoke_qwen.py writes it).
+SMOKE_TEST_QWEN_CONFIG_KEY = "icedit_smoke_test_qwen_text_encoder"
+# The text width Qwen-Image's diffusion model takes: its txt_norm / txt_in are built at the class default
+# joint_attention_dim (comfy/ldm/qwen_image/model.py), which model detection never reads from the file.
+QWEN_IMAGE_TEXT_WIDTH = 3584
+
+
+class SmokeTestQwen25VL(comfy.text_encoders.llama.Qwen25_7BVLI):
+    """ComfyUI's Qwen2.5-VL body (its Llama2_ text model and Qwen2VLVisionTransformer) at the given sizes, and one
+    linear map from the small hidden size to the width the diffusion model reads. The map stands in for a
+    3584-wide model, whose token table alone (152064 x 3584) would be a 1.09 GB file."""
+
+    def __init__(self, config_dict, dtype, device, operations):
+        torch.nn.Module.__init__(self)  # not Qwen25_7BVLI.__init__: that builds the 7B text model and vision tower
+        config = comfy.text_encoders.llama.Qwen25_7BVLI_Config(**config_dict["text"])
+        self.num_layers = config.num_hidden_layers
+        self.model = comfy.text_encoders.llama.Llama2_(config, device=device, dtype=dtype, ops=operations)
+        # The vision tower's output joins the token embeddings, so it is as wide as the text model.
+        self.visual = comfy.text_encoders.qwen_vl.Qwen2VLVisionTransformer(
+            output_hidden_size=config.hidden_size, **config_dict["vision"], device=device, dtype=dtype, ops=operations)
+        self.output_projection = operations.Linear(config.hidden_size, config_dict["output_width"], bias=False,
+                                                   device=device, dtype=dtype)
+        self.dtype = dtype
+
+    def forward(self, *args, **kwargs):
+        last, intermediate = super().forward(*args, **kwargs)  # Qwen25_7BVLI: image positions (M-RoPE), then Llama
+        if intermediate is not None:
+            intermediate = self.output_projection(intermediate)
+        return self.output_projection(last), intermediate
+
+
+class SmokeTestQwen25VLModel(Qwen25_7BVLIModel):
+    """Qwen25_7BVLIModel (ComfyUI's SDClipModel for Qwen-Image) with the smoke body: the same settings (pad
+    151643, last layer, no final norm on hidden states, attention masks), its config from model_options."""
+
+    def __init__(self, device="cpu", layer="last", layer_idx=None, dtype=None, attention_mask=True, model_options={}):
+        # Qwen25_7BVLIModel.__init__'s call, with model_class swapped: it fixes model_class and an empty config.
+        comfy.sd1_clip.SDClipModel.__init__(
+            self, device=device, layer=layer, layer_idx=layer_idx, textmodel_json_config={}, dtype=dtype,
+            special_tokens={"pad": 151643}, layer_norm_hidden_state=False, model_class=SmokeTestQwen25VL,
+            enable_attention_masks=attention_mask, return_attention_masks=attention_mask, model_options=model_options)
+
+
+def smoke_test_qwen_model_options(config: dict) -> dict:
+    """model_options that make ComfyUI's own QwenImageTEModel build the smoke body: SD1ClipModel takes the class
+    from "<name>_class" and SDClipModel merges "<name>_model_config" into the config (comfy/sd1_clip.py)."""
+    return {"qwen25_7b_class": SmokeTestQwen25VLModel, "qwen25_7b_model_config": dict(config)}
+
+
+def read_smoke_test_qwen_config(path: str) -> dict:
+    with safetensors.safe_open(path, framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if SMOKE_TEST_QWEN_CONFIG_KEY not in metadata:
+        raise ValueError(f"{path} is not an ICEdit smoke-test Qwen-Image text encoder file (its metadata has no "
+                         f"{SMOKE_TEST_QWEN_CONFIG_KEY!r}). A real Qwen2.5-VL-7B text encoder loads with "
+                         "CLIPLoader (type qwen_image).")
+    config = json.loads(metadata[SMOKE_TEST_QWEN_CONFIG_KEY])
+    missing = {"text", "vision", "output_width"} - set(config)
+    if missing:
+        raise ValueError(f"{path}: metadata {SMOKE_TEST_QWEN_CONFIG_KEY!r} lacks {sorted(missing)}")
+    if config["output_width"] != QWEN_IMAGE_TEXT_WIDTH:
+        raise ValueError(f"{path}: output_width {config['output_width']} is not the {QWEN_IMAGE_TEXT_WIDTH} "
+                         "that Qwen-Image's diffusion model reads (txt_in)")
+    return config
+
+
+def load_smoke_test_qwen_clip(path: str):
+    """A CLIP object as CLIPLoader (qwen_image) makes one: ComfyUI's QwenImageTokenizer (the Qwen2.5 tokenizer it
+    ships, the Qwen-Image templates, image placeholders) and QwenImageTEModel, with the smoke body inside."""
+    config = read_smoke_test_qwen_config(path)
+    state_dict = comfy.utils.load_torch_file(path, safe_load=True)
+    target = comfy.supported_models_base.ClipTarget(QwenImageTokenizer, QwenImageTEModel)
+    clip = comfy.sd.CLIP(target, embedding_directory=folder_paths.get_folder_paths("embeddings"),
+                         parameters=comfy.utils.calculate_parameters(state_dict),
+                         model_options=smoke_test_qwen_model_options(config))
+    missing, unexpected = clip.load_sd(state_dict, full_model=True)
+    if missing or unexpected:
+        raise ValueError(f"{path} does not match its own config: missing keys {sorted(missing)[:5]}, "
+                         f"unexpected keys {sorted(unexpected)[:5]}")
+    return clip
+
+
+class ICEditSmokeTestQwenCLIPLoader(ICEditNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ICEditSmokeTestQwenCLIPLoader",
+            display_name="ICEdit Smoke-Test Qwen-Image Text Encoder (random weights)",
+            category="ICEdit/testing",
+            description="Loads the small random-weight Qwen2.5-VL text encoder that the pack generates for "
+                        "Qwen-Image-Edit smoke tests. Its output is noise, not an edit. For real edits use "
+                        "CLIPLoader (qwen_image).",
+            inputs=[
+                io.Combo.Input("text_encoder_name", options=folder_paths.get_filename_list("text_encoders"),
+                               tooltip="A file made by the pack's smoke-test generator "
+                                       "(icedit-smoke-test-qwen-text-encoder.safetensors)."),
+            ],
+            outputs=[io.Clip.Output()],
+        )
+
+    @classmethod
+    def execute(cls, text_encoder_name) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise("text_encoders", text_encoder_name)
+        return io.NodeOutput(load_smoke_test_qwen_clip(path))
 
 
 def registered_nodes() -> list:
-    # Only the runner and the tests ask for this node (a server started with the variable set); users never see
-    # it in the node search.
-    return [ICEditSmokeTestCLIPLoader] if os.environ.get(SMOKE_NODES_ENV) == "1" else []
+    # Only the runner and the tests ask for these nodes (a server started with the variable set); users never see
+    # them in the node search.
+    loaders = [ICEditSmokeTestCLIPLoader, ICEditSmokeTestQwenCLIPLoader]
+    return loaders if os.environ.get(SMOKE_NODES_ENV) == "1" else []

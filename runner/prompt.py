@@ -24,8 +24,12 @@ WORKFLOWS = {name[len("icedit_"):-len(".json")]: os.path.join(WORKFLOW_DIR, name
              for name in sorted(os.listdir(WORKFLOW_DIR) if os.path.isdir(WORKFLOW_DIR) else [])
              if name.startswith("icedit_") and name.endswith(".json")}
 
-# The stock loader that the smoke run replaces, and the pack's testing loader that stands in for it.
-SMOKE_CLIP_SWAP = ("DualCLIPLoader", "ICEditSmokeTestCLIPLoader", "text_encoder_name")
+# The stock text-encoder loaders that the smoke run replaces (ComfyUI builds T5-XXL and Qwen2.5-VL-7B at their real
+# sizes only), and the pack's testing loaders that stand in for them.
+SMOKE_CLIP_SWAPS = {  # stock loader -> (stand-in, its file input, the smoke file's role)
+    "DualCLIPLoader": ("ICEditSmokeTestCLIPLoader", "text_encoder_name", "text_encoders"),  # Flux's CLIP-L + T5
+    "CLIPLoader": ("ICEditSmokeTestQwenCLIPLoader", "text_encoder_name", "qwen_text_encoder"),  # Qwen2.5-VL
+}
 
 
 class PromptError(ValueError):
@@ -145,11 +149,10 @@ def output_kinds(prompt: dict) -> dict[str, str]:
 
 def model_files(prompt: dict) -> list[tuple[str, str, str]]:
     """(node id, input name, file) of every model-file input the prompt names (official or smoke-test)."""
-    _, stand_in, stand_in_input = SMOKE_CLIP_SWAP
+    stand_ins = {(stand_in, input_name) for stand_in, input_name, _ in SMOKE_CLIP_SWAPS.values()}
     return [(node_id, input_name, value) for node_id, node in sorted(prompt.items())
             for input_name, value in node["inputs"].items()
-            if (node["class_type"], input_name) in LOADER_INPUTS or (node["class_type"], input_name) == (
-                stand_in, stand_in_input)]
+            if (node["class_type"], input_name) in LOADER_INPUTS or (node["class_type"], input_name) in stand_ins]
 
 
 def real_files_missing(workflow: dict, model_dirs: list[str]) -> list[str]:
@@ -164,10 +167,9 @@ def real_files_missing(workflow: dict, model_dirs: list[str]) -> list[str]:
 
 def smoke_prompt(prompt: dict) -> dict:
     """The prompt on the smoke-test models: each loader's file swapped for its random-weight stand-in, the
-    stock DualCLIPLoader replaced by the pack's smoke-test text-encoder loader (ComfyUI fixes T5-XXL's size), and
+    stock text-encoder loaders replaced by the pack's smoke-test ones (SMOKE_CLIP_SWAPS), and
     the checks random weights cannot pass turned off (SMOKE_SETTINGS)."""
     prompt = copy.deepcopy(prompt)
-    stock, stand_in, input_name = SMOKE_CLIP_SWAP
     for node in prompt.values():
         for name, value in list(node["inputs"].items()):
             if (node["class_type"], name) in LOADER_INPUTS and value in REAL_MODELS:
@@ -175,9 +177,10 @@ def smoke_prompt(prompt: dict) -> dict:
         for (class_type, name), value in SMOKE_SETTINGS.items():
             if node["class_type"] == class_type:
                 node["inputs"][name] = value
-        if node["class_type"] == stock:
+        if node["class_type"] in SMOKE_CLIP_SWAPS:
+            stand_in, input_name, role = SMOKE_CLIP_SWAPS[node["class_type"]]
             node["class_type"] = stand_in
-            node["inputs"] = {input_name: SMOKE_FILES["text_encoders"][1]}
+            node["inputs"] = {input_name: SMOKE_FILES[role][1]}
             node["_meta"] = {"title": "Smoke-test text encoders (random weights)"}
     return prompt
 

@@ -12,7 +12,7 @@ import time
 from . import comfy_host, prompt as prompts
 from .items import EditRequest, Outcome, Output
 from ..icedit_core.model_files import SMOKE_NODES_ENV
-from .prompt import SMOKE_CLIP_SWAP
+from .prompt import SMOKE_CLIP_SWAPS
 
 PACK_NODE = "ICEditDiptych"  # present when the pack loaded on that server
 SERVER_START_TIMEOUT = 300.0  # seconds for a ComfyUI server of ours to answer after it was started
@@ -70,8 +70,10 @@ class EditWorker:
                 continue
             if self.setup.get("smoke"):
                 api = prompts.smoke_prompt(api)
-                if SMOKE_CLIP_SWAP[1] not in info:
-                    problems.append(f"the ComfyUI at {self.server.url} does not register {SMOKE_CLIP_SWAP[1]}, "
+                needed = sorted({node["class_type"] for node in api.values()} &
+                                {stand_in for stand_in, _, _ in SMOKE_CLIP_SWAPS.values()})
+                if set(needed) - set(info):
+                    problems.append(f"the ComfyUI at {self.server.url} does not register {', '.join(needed)}, "
                                     f"which smoke runs need: start it with {SMOKE_NODES_ENV}=1")
                     continue
             lacking = prompts.files_the_server_lacks(api, info)

@@ -77,6 +77,34 @@ def tiny_flux_fill():
 
 
 @pytest.fixture(scope="session")
+def qwen_files(smoke_files) -> dict[str, str]:
+    """The Qwen-Image-Edit smoke files' names as the loaders list them: qwen_unet, qwen_text_encoder, qwen_vae."""
+    return {role: smoke_files[role] for role in ("qwen_unet", "qwen_text_encoder", "qwen_vae")}
+
+
+@pytest.fixture(scope="session")
+def qwen_model(qwen_files):
+    """The 1-block smoke Qwen-Image through the stock UNETLoader (fp32 on a CPU: 1.5 GB, loaded once)."""
+    import nodes as comfy_nodes
+
+    return comfy_nodes.UNETLoader().load_unet(qwen_files["qwen_unet"], "default")[0]
+
+
+@pytest.fixture(scope="session")
+def qwen_vae(qwen_files):
+    import nodes as comfy_nodes
+
+    return comfy_nodes.VAELoader().load_vae(qwen_files["qwen_vae"])[0]
+
+
+@pytest.fixture(scope="session")
+def qwen_clip(qwen_files):
+    from comfyui_icedit.nodes.smoke_test import ICEditSmokeTestQwenCLIPLoader
+
+    return ICEditSmokeTestQwenCLIPLoader.execute(qwen_files["qwen_text_encoder"]).result[0]
+
+
+@pytest.fixture(scope="session")
 def metric_models(tmp_path_factory):
     """Tiny random-weight CLIP and DINO folders, registered under ComfyUI's models/metrics/."""
     import folder_paths

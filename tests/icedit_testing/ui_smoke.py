@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 from comfyui_icedit.icedit_core.model_files import LOADER_INPUTS, REAL_MODELS, SMOKE_FILES, SMOKE_SETTINGS
-from comfyui_icedit.runner.prompt import SMOKE_CLIP_SWAP
+from comfyui_icedit.runner.prompt import SMOKE_CLIP_SWAPS
 
 PACK_PROPERTIES = {"cnr_id": "comfyui-icedit"}
 
@@ -59,11 +59,11 @@ def smoke_ui_workflow(workflow: dict, object_info: dict) -> dict:
                                       REAL_MODELS else value for value in node["widgets_values"]]
     for (node_type, input_name), value in SMOKE_SETTINGS.items():
         set_widget(workflow, object_info, node_type, input_name, value)
-    stock, stand_in, input_name = SMOKE_CLIP_SWAP
     for node in workflow["nodes"]:
-        if node["type"] == stock:
+        if node["type"] in SMOKE_CLIP_SWAPS:
+            stand_in, _, role = SMOKE_CLIP_SWAPS[node["type"]]
             node["type"] = stand_in
-            node["widgets_values"] = [SMOKE_FILES["text_encoders"][1]]
+            node["widgets_values"] = [SMOKE_FILES[role][1]]
             node["title"] = "Smoke-test text encoders (random weights)"
             node["properties"] = {**node["properties"], "Node name for S&R": stand_in, **PACK_PROPERTIES}
             node["properties"].pop("ver", None)

@@ -20,8 +20,7 @@ from comfyui_icedit.nodes.edit import ICEditCrop, ICEditModelSamplingFlux
 from comfyui_icedit.nodes.editors import ICEditKontextEncode
 from comfyui_icedit.nodes.multiturn import ICEditMultiTurn
 from comfyui_icedit.nodes.sampler import ICEditEarlyFilterSampler
-
-from .test_early_filter import BrightestJudge
+from icedit_testing.judges import BrightestJudge
 
 
 @pytest.fixture(scope="module")

@@ -141,7 +141,7 @@ def test_a_kontext_edit_at_its_own_size_stitches_back_and_leaves_the_outside_bit
     window, region = ICEditRegionCrop.execute(image, 64, 16, rect_mask(3000, 2000, 1400, 900, 1520, 980)).result
     working = working_image(window, kontext_size=True)  # FluxKontextImageScale: not the window's size
     assert working.shape[1:3] != window.shape[1:3]
-    layout = editors.whole_image_frame(editors.FLUX_KONTEXT, window, working)
+    layout = editors.whole_image_frame(editors.FLUX_KONTEXT, window, working.shape[2], working.shape[1])
     decoded = working_image(colour_shifted_edit(window, region), kontext_size=True)  # the "edit", at Kontext's size
     edited, comparison = ICEditCrop.execute(decoded, layout).result
     assert edited.shape == window.shape and comparison.shape[2] == 2 * window.shape[2]

@@ -72,15 +72,20 @@ def test_the_shipped_workflows_convert_and_the_server_validates_them(comfy_serve
                        if n["class_type"] in ("KSampler", "ICEditEarlyFilterSampler", "ICEditMultiTurn"))
         settings = sampler["inputs"]
     kontext = "kontext" in name  # FLUX.1 Kontext [dev]: ComfyUI's template settings, 20 steps at guidance 2.5
-    steps = 8 if "fast" in name else 20 if kontext else 28  # the fast workflow: Turbo LoRA
+    qwen = "qwen" in name  # Qwen-Image-Edit-2509: ComfyUI's template, 20 steps at cfg 2.5 with a negative prompt
+    steps = 8 if "fast" in name else 20 if kontext or qwen else 28  # the fast workflow: Turbo LoRA
     assert (settings["steps"], settings.get("cfg", 1.0), settings["sampler_name"], settings["scheduler"]) == \
-        (steps, 1.0, "euler", "simple")
-    if sampler["class_type"] == "ICEditEarlyFilterSampler":  # the paper's M = 6, m = 10 (Kontext: m = 7 of 20)
-        assert (settings["candidates"], settings["early_steps"], settings["mode"]) == (6, 7 if kontext else 10,
+        (steps, 2.5 if qwen else 1.0, "euler", "simple")
+    if sampler["class_type"] == "ICEditEarlyFilterSampler":  # the paper's M = 6, m = 10 (of 20 steps: m = 7)
+        assert (settings["candidates"], settings["early_steps"], settings["mode"]) == (6, 7 if steps == 20 else 10,
                                                                                        "resume")
-    encode = next(n for n in prompt.values()
-                  if n["class_type"] in ("ICEditPromptEncode", "ICEditKontextEncode", "ICEditMultiTurn"))
-    assert encode["inputs"]["guidance"] == (2.5 if kontext else 50.0)
+    encode = next(n for n in prompt.values() if n["class_type"] in (
+        "ICEditPromptEncode", "ICEditKontextEncode", "ICEditQwenImageEditEncode", "ICEditMultiTurn"))
+    if qwen:  # the stock TextEncodeQwenImageEditPlus whole (its 1-megapixel reference), AuraFlow shift 3
+        assert encode["inputs"]["reference_megapixels"] == 1.0
+        assert next(n for n in prompt.values() if n["class_type"] == "ModelSamplingAuraFlow")["inputs"]["shift"] == 3
+    else:
+        assert encode["inputs"]["guidance"] == (2.5 if kontext else 50.0)
     if kontext:
         assert encode["inputs"].get("editor", "flux_kontext") == "flux_kontext" and encode["inputs"]["kontext_size"]
     # The real file names, as the official releases name them ...
@@ -112,8 +117,8 @@ def test_the_ui_file_and_its_api_form_are_the_same_prompt(comfy_server, name):
     assert ({k: {**v, "_meta": None} for k, v in from_api.items()} ==
             {k: {**v, "_meta": None} for k, v in from_ui.items()})
     for node in ui["nodes"]:  # the swapped loader carries its own type everywhere the frontend looks
-        if node["type"] == "ICEditSmokeTestCLIPLoader":
-            assert node["properties"]["Node name for S&R"] == "ICEditSmokeTestCLIPLoader"
+        if node["type"] in ("ICEditSmokeTestCLIPLoader", "ICEditSmokeTestQwenCLIPLoader"):
+            assert node["properties"]["Node name for S&R"] == node["type"]
             assert node["properties"]["cnr_id"] == "comfyui-icedit"
 
 
