@@ -8,7 +8,7 @@ to the source's frame and size.
   returns the whole edited image at that size (a WholeImageFrame here), scaled back to the source's size.
 
 How a source and an instruction become the sampler's inputs is ComfyUI's business (its own nodes' functions, called
-from nodes/editors.py); this module holds only the geometry and the checks, and never imports ComfyUI.
+from nodes/edit_path.py); this module holds only the geometry and the checks, and never imports ComfyUI.
 """
 from __future__ import annotations
 

@@ -111,19 +111,31 @@ class ICEditVLMJudgeAPI(ICEditNode):
                 io.Int.Input("retries", default=3, min=0, max=10,
                              tooltip="Retries on connection errors, timeouts, HTTP 429 and 5xx, with "
                                      "exponential backoff (2, 4, 8 s), within the timeout."),
+                # Optional, so the workflows saved before EditScore load unchanged.
+                io.Combo.Input("scoring", options=["viescore", "editscore"], default="viescore", optional=True,
+                               tooltip="viescore: VIEScore's questions, 0-10, answered greedily (any VLM). "
+                                       "editscore: EditScore's questions, 0-25 brought to 0-10, for a server "
+                                       "serving the EditScore reward model (vLLM with its LoRA); answers are "
+                                       "sampled (temperature 0.7, one seed per pass) and two edits are compared "
+                                       "by their scores - use the Early Filter's absolute judge_mode (M scorings "
+                                       "instead of 2 (M - 1))."),
+                io.Int.Input("passes", default=1, min=1, max=16, optional=True,
+                             tooltip="editscore: passes averaged per score (EditScore's num_pass), each with its "
+                                     "own seed; each pass asks two questions."),
             ],
             outputs=[Judge.Output("judge", display_name="judge", tooltip="For ICEditEarlyFilterSampler.")],
         )
 
     @classmethod
-    def execute(cls, base_url, model, api_key_env, timeout, retries) -> io.NodeOutput:
+    def execute(cls, base_url, model, api_key_env, timeout, retries, scoring="viescore", passes=1) -> io.NodeOutput:
         if api_key_env.strip().startswith(("sk-", "Bearer ")):
             raise ValueError("api_key_env takes the NAME of an environment variable, not the key itself; remove "
                              "the key from the workflow and set it in the environment instead")
         key = os.environ.get(api_key_env.strip()) if api_key_env.strip() else None
         return io.NodeOutput(OpenAICompatibleJudge(
             base_url, model, api_key=key, timeout=timeout, retries=retries,
-            check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted))
+            check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted, scoring=scoring,
+            passes=passes))
 
 
 class ICEditJudgeHeuristic(ICEditNode):

@@ -8,6 +8,7 @@ import os
 import torch
 
 from ..model_folder import has_config, has_weights
+from . import editscore
 from .protocol import ChatJudge, JudgeError
 
 
@@ -46,7 +47,7 @@ class LocalVLMJudge(ChatJudge):
         return self.model
 
     @torch.no_grad()
-    def ask(self, images, prompt: str) -> str:
+    def ask(self, images, prompt: str, seed: int | None = None) -> str:
         model = self.load()
         if self.before_generate is not None:
             self.before_generate(self)
@@ -56,6 +57,12 @@ class LocalVLMJudge(ChatJudge):
         inputs = self.processor(text=[text], images=list(images), return_tensors="pt")
         device = next(model.parameters()).device
         inputs = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in inputs.items()}
-        output = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        if seed is None:
+            output = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        else:  # a sampled answer (EditScore's passes), reproducible by its seed, leaving the global RNG as it was
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                output = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=True,
+                                        temperature=editscore.TEMPERATURE)
         new_tokens = output[:, inputs["input_ids"].shape[1]:]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 
+from . import editscore
 from .protocol import ChatJudge, JudgeError
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -37,7 +38,7 @@ class OpenAICompatibleJudge(ChatJudge):
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 120.0,
                  retries: int = 3, backoff: float = 2.0, max_tokens: int = 256, sleep=time.sleep,
-                 check_interrupt=None):
+                 check_interrupt=None, scoring: str = "viescore", passes: int = 1):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url {base_url!r} must start with http:// or https://")
         if not model.strip():
@@ -51,6 +52,13 @@ class OpenAICompatibleJudge(ChatJudge):
         self.timeout, self.retries, self.backoff, self.max_tokens = timeout, retries, backoff, max_tokens
         self._sleep = sleep
         self._check_interrupt = check_interrupt or (lambda: None)
+        if scoring not in ("viescore", "editscore"):
+            raise ValueError(f"scoring {scoring!r}: use 'viescore' or 'editscore'")
+        if passes < 1:
+            raise ValueError(f"passes = {passes}; at least 1")
+        self.scoring, self.passes = scoring, passes
+        if scoring == "editscore":
+            self.name = "api, EditScore"
 
     def __repr__(self):  # never the key
         return f"OpenAICompatibleJudge(url={self.url!r}, model={self.model!r}, key={'set' if self._api_key else 'none'})"
@@ -107,11 +115,14 @@ class OpenAICompatibleJudge(ChatJudge):
             raise JudgeError(f"cannot reach the judge endpoint {self.base_url} ({type(reason).__name__}: {reason}); "
                              "start the server or fix base_url. Nothing was sampled.") from None
 
-    def ask(self, images, prompt: str) -> str:
+    def ask(self, images, prompt: str, seed: int | None = None) -> str:
         content = [{"type": "text", "text": prompt}]
         content += [{"type": "image_url", "image_url": {"url": image_data_url(image)}} for image in images]
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": content}],
-                           "temperature": 0, "max_tokens": self.max_tokens}).encode()
+        request_body = {"model": self.model, "messages": [{"role": "user", "content": content}], "temperature": 0,
+                        "max_tokens": self.max_tokens}
+        if seed is not None:  # a sampled answer (EditScore's passes); vLLM and OpenAI take a seed
+            request_body.update(temperature=editscore.TEMPERATURE, seed=seed)
+        body = json.dumps(request_body).encode()
         deadline = time.monotonic() + self.timeout
         last_problem, tries = "", 0
         for attempt in range(self.retries + 1):

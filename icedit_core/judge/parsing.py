@@ -105,28 +105,29 @@ def parse_choice(answer) -> tuple[int | None, str]:
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 
 
-def _to_score(value) -> float | None:
+def _to_score(value, score_range: int = 10) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
-        match = re.fullmatch(r"\s*" + _NUMBER + r"\s*(?:/\s*10)?\s*", value)
+        match = re.fullmatch(r"\s*" + _NUMBER + rf"\s*(?:/\s*{score_range})?\s*", value)
         if match:
             return float(match.group(1))
     return None
 
 
-def _valid(scores, count: int) -> list[float] | None:
+def _valid(scores, count: int, score_range: int = 10) -> list[float] | None:
     if scores is None or len(scores) != count or any(s is None for s in scores):
         return None
-    if any(not 0.0 <= s <= 10.0 for s in scores):
+    if any(not 0.0 <= s <= score_range for s in scores):
         return None
     return scores
 
 
-def parse_scores(answer, count: int = 2) -> tuple[list[float] | None, str]:
-    """(`count` scores in 0..10, or None; the reasoning) from a VIEScore-style answer."""
+def parse_scores(answer, count: int = 2, score_range: int = 10) -> tuple[list[float] | None, str]:
+    """(`count` scores in 0..score_range, or None; the reasoning) from a VIEScore-style answer (EditScore asks
+    for 0..25)."""
     text = _strip(answer)
     obj = _load_object(text)
     if obj is not None:
@@ -134,27 +135,27 @@ def parse_scores(answer, count: int = 2) -> tuple[list[float] | None, str]:
         for key in ("score", "scores", "rating", "ratings"):
             value = lowered.get(key)
             if isinstance(value, (list, tuple)):
-                scores = _valid([_to_score(v) for v in value], count)
+                scores = _valid([_to_score(v, score_range) for v in value], count, score_range)
                 if scores is not None:
                     return scores, _reason_from(obj, text)
-            elif count == 1 and _to_score(value) is not None:
-                scores = _valid([_to_score(value)], 1)
+            elif count == 1 and _to_score(value, score_range) is not None:
+                scores = _valid([_to_score(value, score_range)], 1, score_range)
                 if scores is not None:
                     return scores, _reason_from(obj, text)
-        numeric = [_to_score(v) for k, v in obj.items() if str(k).lower() not in _REASON_KEYS]
+        numeric = [_to_score(v, score_range) for k, v in obj.items() if str(k).lower() not in _REASON_KEYS]
         numeric = [v for v in numeric if v is not None]
         if len(numeric) == count:
-            scores = _valid(numeric, count)
+            scores = _valid(numeric, count, score_range)
             if scores is not None:
                 return scores, _reason_from(obj, text)
     # "score: [8, 7]" or "[8.5, '7']" outside JSON
     listed = re.search(r"\[\s*['\"]?" + _NUMBER + r"['\"]?(?:\s*,\s*['\"]?" + _NUMBER + r"['\"]?)*\s*\]", text)
     if listed:
-        scores = _valid([float(n) for n in re.findall(_NUMBER, listed.group(0))], count)
+        scores = _valid([float(n) for n in re.findall(_NUMBER, listed.group(0))], count, score_range)
         if scores is not None:
             return scores, _reason_from(None, text)
     # "8/10 ... 7/10"
-    scores = _valid([float(n) for n in re.findall(_NUMBER + r"\s*/\s*10\b", text)], count)
+    scores = _valid([float(n) for n in re.findall(_NUMBER + rf"\s*/\s*{score_range}\b", text)], count, score_range)
     if scores is not None:
         return scores, _reason_from(None, text)
     return None, " ".join(text.split())[:300]

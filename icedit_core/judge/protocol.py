@@ -12,7 +12,9 @@ from abc import ABC, abstractmethod
 from PIL import Image
 
 from ..images import to_pil
-from . import parsing, prompts
+from . import editscore, parsing, prompts
+
+VIESCORE, EDITSCORE = "viescore", "editscore"  # how a chat judge scores: VIEScore's 0-10 prompts, or EditScore's
 
 
 class JudgeError(RuntimeError):
@@ -48,19 +50,33 @@ class Judge(ABC):
 
 
 class ChatJudge(Judge):
-    """A judge that answers prompts about images (a vision-language model)."""
+    """A judge that answers prompts about images (a vision-language model). `scoring` VIESCORE asks VIEScore's
+    prompts (greedy); EDITSCORE asks EditScore's (0-25, sampled, `passes` of them averaged) and compares two edits
+    by those scores, since an edit reward model is trained to score, not to choose."""
 
     max_new_tokens = 256
+    scoring = VIESCORE
+    passes = 1
 
     @abstractmethod
-    def ask(self, images: list[Image.Image], prompt: str) -> str:
-        """The model's answer to `prompt` about `images`, in order."""
+    def ask(self, images: list[Image.Image], prompt: str, seed: int | None = None) -> str:
+        """The model's answer to `prompt` about `images`, in order: greedy, or sampled with `seed` when given."""
 
     def compare(self, original, edit_1, edit_2, instruction):
+        if self.scoring == EDITSCORE:
+            first, second = (self.score(original, edit, instruction) for edit in (edit_1, edit_2))
+            if first is None or second is None:
+                return (None if first is None and second is None else 1 if second is None else 2,
+                        "EditScore: an answer could not be read")
+            choice = 2 if second["overall"] > first["overall"] else 1  # a tie keeps the first (the incumbent)
+            return choice, f"EditScore overall {first['overall']:.2f} vs {second['overall']:.2f}"
         answer = self.ask([to_pil(edit_1), to_pil(edit_2), to_pil(original)], prompts.pairwise(instruction))
         return parsing.parse_choice(answer)
 
     def score(self, original, edit, instruction):
+        if self.scoring == EDITSCORE:
+            return editscore.score(lambda images, prompt, seed: self.ask(images, prompt, seed), to_pil(original),
+                                   to_pil(edit), instruction, self.passes)
         semantic, why_sc = parsing.parse_scores(
             self.ask([to_pil(original), to_pil(edit)], prompts.semantic_consistency(instruction)))
         perceptual, why_pq = parsing.parse_scores(self.ask([to_pil(edit)], prompts.perceptual_quality()))
