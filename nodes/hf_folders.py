@@ -13,26 +13,27 @@ def register_folder(name: str) -> str:
     return name
 
 
-def model_folders(kind: str) -> list[str]:
-    """Model folders (holding a config.json) under every path of `kind`, one or two levels down (org/name)."""
+def model_folders(kind: str, marker: str = "config.json") -> list[str]:
+    """Model folders (holding `marker`: config.json, or adapter_config.json for a LoRA) under every path of
+    `kind`, one or two levels down (org/name)."""
     found = set()
     for root in folder_paths.get_folder_paths(kind):
         if not os.path.isdir(root):
             continue
         for first in sorted(os.listdir(root)):
             path = os.path.join(root, first)
-            if os.path.isfile(os.path.join(path, "config.json")):
+            if os.path.isfile(os.path.join(path, marker)):
                 found.add(first)
             elif os.path.isdir(path):
                 for second in sorted(os.listdir(path)):
-                    if os.path.isfile(os.path.join(path, second, "config.json")):
+                    if os.path.isfile(os.path.join(path, second, marker)):
                         found.add(f"{first}/{second}")
     return sorted(found)
 
 
-def model_folder_path(kind: str, name: str) -> str:
+def model_folder_path(kind: str, name: str, marker: str = "config.json") -> str:
     for root in folder_paths.get_folder_paths(kind):
         path = os.path.join(root, name)
-        if os.path.isfile(os.path.join(path, "config.json")):
+        if os.path.isfile(os.path.join(path, marker)):
             return path
     raise ValueError(f"no {kind} model folder {name!r} under {folder_paths.get_folder_paths(kind)}")

@@ -9,7 +9,7 @@ import torch
 from comfy_api.latest import io
 
 from ..icedit_core.judge.heuristic import HeuristicJudge
-from ..icedit_core.judge.local_vlm import LocalVLMJudge
+from ..icedit_core.judge.local_vlm import ADAPTER_CONFIG, LocalVLMJudge
 from ..icedit_core.judge.openai_api import OpenAICompatibleJudge
 from .hf_folders import model_folder_path, model_folders, register_folder
 from .io_types import Judge
@@ -26,6 +26,14 @@ def vlm_folders() -> list[str]:
 
 def vlm_path(name: str) -> str:
     return model_folder_path(VLM_FOLDER, name)
+
+
+NO_LORA = "none"
+
+
+def vlm_lora_folders() -> list[str]:
+    """LoRA folders for a judge (a PEFT adapter, e.g. EditScore's) under models/vlm/."""
+    return [NO_LORA] + model_folders(VLM_FOLDER, ADAPTER_CONFIG)
 
 
 class _ComfyMemory:
@@ -70,19 +78,34 @@ class ICEditVLMJudgeLocal(ICEditNode):
                                tooltip="auto: bfloat16 on a GPU that supports it, else float32."),
                 io.Int.Input("max_new_tokens", default=256, min=8, max=4096,
                              tooltip="Room for the answer and its short explanation."),
+                # Optional, so the workflows saved before EditScore load unchanged.
+                io.Combo.Input("lora_folder", options=vlm_lora_folders(), default=NO_LORA, optional=True,
+                               tooltip="A LoRA for the judge model, as a PEFT folder under models/vlm/ "
+                                       "(adapter_config.json): the EditScore reward model is Qwen2.5-VL-7B-Instruct "
+                                       "with its LoRA. Merged into the weights when loaded; needs peft."),
+                io.Combo.Input("scoring", options=["viescore", "editscore"], default="viescore", optional=True,
+                               tooltip="viescore: VIEScore's questions, 0-10, greedy. editscore: EditScore's "
+                                       "questions, 0-25 brought to 0-10, sampled answers averaged over passes; "
+                                       "two edits compared by their scores (use the Early Filter's absolute "
+                                       "judge_mode)."),
+                io.Int.Input("passes", default=1, min=1, max=16, optional=True,
+                             tooltip="editscore: passes averaged per score, each with its own seed."),
             ],
             outputs=[Judge.Output("judge", display_name="judge", tooltip="For ICEditEarlyFilterSampler.")],
         )
 
     @classmethod
-    def execute(cls, model_folder, dtype, max_new_tokens) -> io.NodeOutput:
+    def execute(cls, model_folder, dtype, max_new_tokens, lora_folder=NO_LORA, scoring="viescore",
+                passes=1) -> io.NodeOutput:
         device = comfy.model_management.get_torch_device()
         if dtype == "auto":
             chosen = torch.bfloat16 if comfy.model_management.should_use_bf16(device) else torch.float32
         else:
             chosen = getattr(torch, dtype)
+        adapter = None if lora_folder == NO_LORA else model_folder_path(VLM_FOLDER, lora_folder, ADAPTER_CONFIG)
         judge = LocalVLMJudge(vlm_path(model_folder), device=device, dtype=chosen, max_new_tokens=max_new_tokens,
-                              before_generate=_ComfyMemory(device))
+                              before_generate=_ComfyMemory(device), adapter_folder=adapter, scoring=scoring,
+                              passes=passes)
         return io.NodeOutput(judge)
 
 

@@ -12,18 +12,32 @@ from . import editscore
 from .protocol import ChatJudge, JudgeError
 
 
+ADAPTER_CONFIG = "adapter_config.json"  # what marks a PEFT LoRA folder
+
+
 class LocalVLMJudge(ChatJudge):
     name = "local"
 
     def __init__(self, folder: str, device="cpu", dtype=torch.float32, max_new_tokens: int = 256,
-                 before_generate=None):
+                 before_generate=None, adapter_folder: str | None = None, scoring: str = "viescore",
+                 passes: int = 1):
         if not os.path.isdir(folder):
             raise JudgeError(f"{folder} is not a folder; a local judge is a Hugging Face model folder "
                              "(config.json, weights, processor files)")
         if not has_config(folder):
             raise JudgeError(f"{folder} has no config.json; download the whole model folder (e.g. "
                              "Qwen/Qwen2.5-VL-7B-Instruct) into models/vlm/")
+        if adapter_folder is not None and not os.path.isfile(os.path.join(adapter_folder, ADAPTER_CONFIG)):
+            raise JudgeError(f"{adapter_folder} has no {ADAPTER_CONFIG}; a LoRA for the judge (e.g. EditScore's) is "
+                             "a PEFT adapter folder (adapter_config.json, adapter_model.safetensors)")
+        if scoring not in ("viescore", "editscore"):
+            raise ValueError(f"scoring {scoring!r}: use 'viescore' or 'editscore'")
+        if passes < 1:
+            raise ValueError(f"passes = {passes}; at least 1")
         self.folder, self.device, self.dtype = folder, torch.device(device), dtype
+        self.adapter_folder, self.scoring, self.passes = adapter_folder, scoring, passes
+        if scoring == "editscore":
+            self.name = "local, EditScore"
         self.max_new_tokens = max_new_tokens
         self.before_generate = before_generate
         self.model = None
@@ -41,10 +55,28 @@ class LocalVLMJudge(ChatJudge):
 
             try:
                 self.processor = AutoProcessor.from_pretrained(self.folder)
-                self.model = AutoModelForImageTextToText.from_pretrained(self.folder, dtype=self.dtype).eval()
+                model = AutoModelForImageTextToText.from_pretrained(self.folder, dtype=self.dtype).eval()
             except (OSError, ValueError, KeyError) as error:
                 raise JudgeError(f"cannot load the vision-language model in {self.folder}: {error}") from error
+            if self.adapter_folder is not None:
+                model = self._with_adapter(model)
+            self.model = model
         return self.model
+
+    def _with_adapter(self, model):
+        """The base model with the LoRA merged into its weights (peft), so it generates as a plain transformers
+        model under ComfyUI's memory management; a LoRA made for another model is a JudgeError naming both."""
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise JudgeError(f"the judge's LoRA folder {self.adapter_folder} needs peft: pip install peft (in "
+                             "ComfyUI's Python)") from None
+        try:
+            return PeftModel.from_pretrained(model, self.adapter_folder).merge_and_unload().eval()
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise JudgeError(f"cannot apply the LoRA in {self.adapter_folder} to the model in {self.folder} "
+                             f"(a LoRA for another model?): {first_line}") from None
 
     @torch.no_grad()
     def ask(self, images, prompt: str, seed: int | None = None) -> str:
