@@ -44,11 +44,15 @@ def test_a_folder_without_a_model_is_a_clear_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def lora_folder(vlm_root):
-    """A random LoRA on the tiny Qwen2-VL's attention (q, v), saved as a PEFT folder beside it: EditScore's layout."""
+    """A tiny random Qwen2.5-VL (EditScore's base family) and a random LoRA on its attention (q, v), saved as a PEFT
+    folder beside it: EditScore's layout."""
     from peft import LoraConfig, get_peft_model
-    from transformers import Qwen2VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
-    base = Qwen2VLForConditionalGeneration.from_pretrained(str(vlm_root / "org" / "tiny-qwen2-vl"))
+    from comfyui_icedit.devtools.smoke_models import save_tiny_qwen25_vl
+
+    base = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        save_tiny_qwen25_vl(str(vlm_root / "org" / "tiny-qwen2.5-vl")))
     torch.manual_seed(11)  # init_lora_weights=False: both LoRA matrices random, so the LoRA changes the output
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(base, config).save_pretrained(str(vlm_root / "org" / "tiny-editscore-lora"))
@@ -70,8 +74,8 @@ def test_a_lora_folder_is_listed_merged_and_changes_the_answers_logits(vlm_root,
     folders = judge_nodes.vlm_lora_folders()
     assert folders[0] == "none" and lora_folder in folders
     assert lora_folder not in judge_nodes.vlm_folders()  # a LoRA is not a model to judge with on its own
-    plain = judge_nodes.ICEditVLMJudgeLocal.execute("org/tiny-qwen2-vl", "float32", 8).result[0]
-    tuned = judge_nodes.ICEditVLMJudgeLocal.execute("org/tiny-qwen2-vl", "float32", 8, lora_folder, "editscore",
+    plain = judge_nodes.ICEditVLMJudgeLocal.execute("org/tiny-qwen2.5-vl", "float32", 8).result[0]
+    tuned = judge_nodes.ICEditVLMJudgeLocal.execute("org/tiny-qwen2.5-vl", "float32", 8, lora_folder, "editscore",
                                                     2).result[0]
     image = torch.rand(40, 56, 3, generator=torch.Generator().manual_seed(1))
     base_logits, tuned_logits = next_token_logits(plain, image), next_token_logits(tuned, image)
