@@ -174,8 +174,8 @@ def qwen_image_edit_encode(clip, vae, image: torch.Tensor, instruction: str, neg
     return positive, negative, latent, frame
 
 
-# Editors the multi-turn node runs turns with (Qwen-Image-Edit's turns need its negative prompt and cfg there first).
-TURN_EDITORS = (editors.ICEDIT, editors.FLUX_KONTEXT)
+# Editors the multi-turn node runs turns with: all of them.
+TURN_EDITORS = (editors.ICEDIT, editors.FLUX_KONTEXT, editors.QWEN_IMAGE_EDIT)
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,8 @@ class EditSettings:
     # After ICEdit's own settings (panel width, template, shift: ICEdit only), which the other editors ignore.
     editor: str = editors.ICEDIT
     kontext_size: bool = True  # FLUX.1 Kontext: scale to its preferred sizes (FluxKontextImageScale)
+    negative_prompt: str = ""  # Qwen-Image-Edit: it samples at a real cfg
+    reference_megapixels: float = QWEN_REFERENCE_MEGAPIXELS  # Qwen-Image-Edit: 1.0 is TextEncodeQwenImageEditPlus
 
 
 @dataclass
@@ -216,7 +218,8 @@ class SamplerInputs:
 
 def prepare(model, clip, vae, image: torch.Tensor, instruction: str, settings: EditSettings) -> SamplerInputs:
     """The editor's graph up to the sampler: ICEdit's diptych, prompt, Fill conditioning and shift (what the basic
-    workflow wires), or Kontext's encode (ICEdit Kontext Encode)."""
+    workflow wires), Kontext's encode (ICEdit Kontext Encode) or Qwen-Image-Edit's (ICEdit Qwen-Image-Edit
+    Encode)."""
     if settings.editor == editors.ICEDIT:
         diptych, mask, layout = dip.build_diptych(image, settings.panel_width)
         positive, negative, text, tokens = encode_prompt(clip, instruction, settings.template_text, settings.guidance)
@@ -226,10 +229,13 @@ def prepare(model, clip, vae, image: torch.Tensor, instruction: str, settings: E
         positive, negative, latent, layout, tokens = kontext_encode(clip, vae, image, instruction, settings.guidance,
                                                                     settings.kontext_size)
         text = instruction.strip()
+    elif settings.editor == editors.QWEN_IMAGE_EDIT:  # the model comes shifted (ModelSamplingAuraFlow), as wired
+        positive, negative, latent, layout = qwen_image_edit_encode(clip, vae, image, instruction,
+                                                                    settings.negative_prompt,
+                                                                    settings.reference_megapixels)
+        text, tokens = instruction.strip(), TokenReport(None, None, None)  # Qwen's tokenizer cuts nothing
     else:
-        editors.editor(settings.editor)  # an unknown name: its error lists the editors
-        raise ValueError(f"{editors.editor(settings.editor).display} has no multi-turn edit path yet; edit with its "
-                         "encode node and the Early Filter Sampler or KSampler")
+        raise ValueError(f"unknown editor {settings.editor!r}; the pack knows {', '.join(editors.EDITORS)}")
     editor_checks.check_inputs(layout, model, positive)
     return SamplerInputs(model, positive, negative, latent, layout, text, tokens)
 

@@ -69,10 +69,19 @@ class ICEditMultiTurn(ICEditNode):
                                tooltip="Which model edits each turn. icedit: FLUX.1 Fill with the ICEdit LoRA, in a "
                                        "diptych (panel width, template and shift apply). flux_kontext: FLUX.1 "
                                        "Kontext [dev] on the whole image, as ICEdit Kontext Encode does (set "
-                                       "guidance to 2.5; panel width, template and shift do not apply)."),
+                                       "guidance to 2.5; panel width, template and shift do not apply). "
+                                       "qwen_image_edit: Qwen-Image-Edit-2509 as ICEdit Qwen-Image-Edit Encode "
+                                       "does, at cfg 2.5 with the negative prompt below (the model through "
+                                       "ModelSamplingAuraFlow)."),
                 io.Boolean.Input("kontext_size", default=True, optional=True,
                                  tooltip="flux_kontext: scale each turn's source to Kontext's preferred size (about "
                                          "1 megapixel); off keeps its size, rounded to multiples of 16."),
+                io.String.Input("negative_prompt", multiline=True, default="", optional=True,
+                                tooltip="qwen_image_edit: the negative prompt of every turn (it samples at cfg "
+                                        "2.5; the model should come through ModelSamplingAuraFlow)."),
+                io.Float.Input("reference_megapixels", default=edit_path.QWEN_REFERENCE_MEGAPIXELS, min=0.01,
+                               max=16.0, step=0.01, optional=True,
+                               tooltip="qwen_image_edit: 1.0 is TextEncodeQwenImageEditPlus's own reference size."),
             ],
             outputs=[
                 io.Image.Output("final", display_name="final", tooltip="The result of the last turn."),
@@ -88,7 +97,8 @@ class ICEditMultiTurn(ICEditNode):
     def execute(cls, model, clip, vae, image, instructions, seed, steps, panel_width, guidance, sampler_name,
                 scheduler, template="released", custom_template="", max_shift=edit_path.DEFAULT_MAX_SHIFT,
                 base_shift=edit_path.DEFAULT_BASE_SHIFT, judge=None, min_score=6.0, tries=3,
-                early_filter_candidates=1, early_steps=10, editor=editors.ICEDIT, kontext_size=True) -> io.NodeOutput:
+                early_filter_candidates=1, early_steps=10, editor=editors.ICEDIT, kontext_size=True,
+                negative_prompt="", reference_megapixels=edit_path.QWEN_REFERENCE_MEGAPIXELS) -> io.NodeOutput:
         turns = prompts.split_instructions(instructions)
         if image.shape[0] != 1:
             raise ValueError(f"multi-turn editing takes one image; got a batch of {image.shape[0]}")
@@ -96,7 +106,7 @@ class ICEditMultiTurn(ICEditNode):
             steps=steps, panel_width=panel_width, guidance=guidance,
             template_text=prompts.resolve_template(template, custom_template), max_shift=max_shift,
             base_shift=base_shift, sampler_name=sampler_name, scheduler=scheduler, editor=editor,
-            kontext_size=kontext_size)
+            kontext_size=kontext_size, negative_prompt=negative_prompt, reference_megapixels=reference_megapixels)
         tries_per_turn = tries if judge is not None else 1
         early_filter, seeds_per_try = None, 1
         if early_filter_candidates > 1:
@@ -110,8 +120,11 @@ class ICEditMultiTurn(ICEditNode):
             judge.check()  # a judge that cannot answer is found before the first turn is sampled
         current = dip.to_rgb(image).float().cpu()
         results, log, evaluations = [current], [], 0
-        if editor != editors.ICEDIT:
+        cfg = editors.editor(editor).cfg
+        if editor == editors.FLUX_KONTEXT:
             log.append(f"editor: {editors.editor(editor).display}, guidance {guidance:g}")
+        elif editor == editors.QWEN_IMAGE_EDIT:
+            log.append(f"editor: {editors.editor(editor).display}, cfg {cfg:g}")
         for index, instruction in enumerate(turns):
             # Each try owns seeds_per_try consecutive seeds (its Early Filter candidates), a turn tries_per_turn tries.
             seeds = ef.consecutive_seeds(seed + index * tries_per_turn * seeds_per_try,
@@ -142,7 +155,8 @@ class ICEditMultiTurn(ICEditNode):
                 log.append(f"turn {index + 1}: {instruction}")
                 log += turn.report(index + 1, min_score)
             log += notes
-            per_try = early_filter[1].nfe(steps) if early_filter else steps  # cfg 1: one evaluation per step
+            # One evaluation per step at cfg 1, two at a real cfg (the negative too).
+            per_try = early_filter[1].nfe(steps, cfg) if early_filter else steps * (1 if cfg == 1.0 else 2)
             evaluations += len(turn.tries) * per_try
             current = turn.result
             results.append(current)

@@ -125,3 +125,22 @@ def test_a_qwen_text_encoder_with_a_flux_model_is_refused(tiny_flux_fill, fill_i
                                          fill_inputs["latent"], vae, BrightestJudge(), fill_inputs["layout"], "x", 1,
                                          2, 1, 2, 1.0, "euler", "simple", "resume", "pairwise", 0)
     assert editors.EDITORS[editors.QWEN_IMAGE_EDIT].cfg == CFG
+
+
+def test_multi_turn_qwen_turns_are_the_single_edit_graph(shifted, qwen_clip, qwen_vae, source):
+    from comfyui_icedit.nodes.multiturn import ICEditMultiTurn
+
+    args = dict(model=shifted, clip=qwen_clip, vae=qwen_vae, image=source, instructions="make it red\nadd a hat",
+                seed=7, steps=2, panel_width=32, guidance=2.5, sampler_name="euler", scheduler="simple",
+                editor=editors.QWEN_IMAGE_EDIT, negative_prompt="blurry", reference_megapixels=SMALL_REFERENCE)
+    final, turns, log = ICEditMultiTurn.execute(**args).result
+    assert log.splitlines()[0] == "editor: Qwen-Image-Edit(-2509), cfg 2.5"
+    current = source
+    for index, instruction in enumerate(["make it red", "add a hat"]):
+        encoded = ICEditQwenImageEditEncode.execute(qwen_clip, qwen_vae, current, instruction, "blurry",
+                                                    reference_megapixels=SMALL_REFERENCE)
+        samples = ksampler(shifted, encoded, 7 + index, steps=2)
+        decoded = comfy_nodes.VAEDecode().decode(qwen_vae, {"samples": samples})[0]
+        current = ICEditCrop.execute(decoded, encoded.result[3]).result[0]
+        assert torch.equal(turns[index + 1], current[0]), f"turn {index + 1}"
+    assert torch.equal(final, current) and final.shape == source.shape
