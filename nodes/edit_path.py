@@ -1,5 +1,6 @@
 """The single-edit path as plain functions. ICEdit: diptych → prompt → Fill conditioning → Flux shift → sample →
-crop; FLUX.1 Kontext: scale → encode → prompt with the reference latent → sample → scale back.
+crop; FLUX.1 Kontext: scale → encode → prompt with the reference latent → sample → scale back; Qwen-Image-Edit:
+TextEncodeQwenImageEditPlus for prompt and negative → sample at cfg 2.5 → scale back.
 
 The single-edit nodes are thin wrappers of one step each; the nodes that edit several times (multi-turn) call
 `edit_once`, so no node ever calls another node's `execute`.
