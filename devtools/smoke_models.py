@@ -171,57 +171,51 @@ _QWEN_CHAT_TEMPLATE = (
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-def save_tiny_qwen2_vl(folder: str, seed: int = 5) -> str:
-    """A random-weight Qwen2-VL (about 10 M parameters, mostly the vocabulary) with a real processor - the
-    tokenizer ComfyUI ships for Qwen - saved as a Hugging Face folder that transformers' Auto classes load."""
+# The tiny Qwen-VL judges' text model: the real Qwen2.5 vocabulary (the tokenizer's image tokens index it), tiny body.
+_TINY_QWEN_TEXT = {"vocab_size": 151936, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                   "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
+                   "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}}
+
+
+def _save_tiny_qwen_vl(folder: str, seed: int, config_class, model_class, processor_class, vision_config: dict
+                       ) -> str:
+    """A random-weight Qwen-VL of the given transformers classes with a real processor - the tokenizer ComfyUI
+    ships for Qwen - saved as a Hugging Face folder that transformers' Auto classes load."""
     import comfy.text_encoders.flux  # a module inside the namespace package comfy/text_encoders/
-    from transformers import (AutoTokenizer, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor,
-                              Qwen2VLProcessor, Qwen2VLVideoProcessor)
+    from transformers import AutoTokenizer, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     tokenizer = AutoTokenizer.from_pretrained(
         os.path.join(os.path.dirname(comfy.text_encoders.flux.__file__), "qwen25_tokenizer"))
-    config = Qwen2VLConfig(
-        text_config={"vocab_size": 151936, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
-                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}},
-        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
-        **_QWEN_VISION_TOKENS)
+    config = config_class(text_config=dict(_TINY_QWEN_TEXT), vision_config=vision_config, **_QWEN_VISION_TOKENS)
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
-    processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
-                                 tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
-                                 chat_template=_QWEN_CHAT_TEMPLATE)
+    model = model_class(config)
+    processor = processor_class(image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
+                                tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
+                                chat_template=_QWEN_CHAT_TEMPLATE)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def save_tiny_qwen2_vl(folder: str, seed: int = 5) -> str:
+    """A random-weight Qwen2-VL (about 10 M parameters, mostly the vocabulary) with a real processor."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+
+    return _save_tiny_qwen_vl(folder, seed, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor,
+                              {"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2,
+                               "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3})
 
 
 def save_tiny_qwen25_vl(folder: str, seed: int = 15) -> str:
     """A random-weight Qwen2.5-VL (EditScore's base model family) in the same small sizes and with the same real
     processor as save_tiny_qwen2_vl: its vision tower has Qwen2.5-VL's windowed attention and output projection."""
-    import comfy.text_encoders.flux  # a module inside the namespace package comfy/text_encoders/
-    from transformers import (AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
-                              Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        os.path.join(os.path.dirname(comfy.text_encoders.flux.__file__), "qwen25_tokenizer"))
-    config = Qwen2_5_VLConfig(
-        text_config={"vocab_size": 151936, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
-                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}},
-        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 32,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
-                       "fullatt_block_indexes": [1], "in_channels": 3},
-        **_QWEN_VISION_TOKENS)
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
-                                    tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
-                                    chat_template=_QWEN_CHAT_TEMPLATE)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return _save_tiny_qwen_vl(folder, seed, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
+                              {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+                               "out_hidden_size": 32, "patch_size": 14, "spatial_merge_size": 2,
+                               "temporal_patch_size": 2, "window_size": 56, "fullatt_block_indexes": [1],
+                               "in_channels": 3})
 
 
 def comfy_clip_tokenizer():

@@ -234,16 +234,25 @@ def crop_edit(diptych: torch.Tensor, layout: DiptychLayout) -> tuple[torch.Tenso
     edited = torch.empty((right.shape[0], layout.source_height, layout.source_width, 3), dtype=torch.float32)
     for index, panel in enumerate(right):
         _resize_float_planes(panel, layout.source_width, layout.source_height, out=edited[index])
-    width, height = comparison_size(layout.source_width, layout.source_height)
-    if (width, height) == (layout.source_width, layout.source_height):
-        before, after = layout.sources, edited
+    def scaled_edits(width, height):
+        return torch.stack([_resize_float_planes(panel, width, height) for panel in right])
+
+    return edited, before_after(layout.sources, edited, scaled_edits)
+
+
+def before_after(sources: torch.Tensor, edited: torch.Tensor, scaled_edits) -> torch.Tensor:
+    """Sources [B, H, W, 3] | their edits [N, H, W, 3] side by side, at the source size up to COMPARISON_MAX_PIXELS
+    per side; `scaled_edits(width, height)` gives the edits at a smaller comparison size from what they were
+    resized from (not from the full-size edit). N may be a multiple of B: several samples per source come tiled,
+    as ComfyUI's RepeatLatentBatch makes them: s0 s1 s0 s1 ..."""
+    source_height, source_width = int(sources.shape[1]), int(sources.shape[2])
+    width, height = comparison_size(source_width, source_height)
+    if (width, height) == (source_width, source_height):
+        before, after = sources, edited
     else:
-        before = resize_images(layout.sources, width, height)
-        after = torch.stack([_resize_float_planes(panel, width, height) for panel in right])
-    # Several samples per source come tiled, as ComfyUI's RepeatLatentBatch makes them: s0 s1 s0 s1 ...
-    before = before.repeat(edited.shape[0] // layout.batch_size, 1, 1, 1)
-    comparison = torch.cat([before.to(after.dtype), after], dim=2)
-    return edited, comparison
+        before, after = resize_images(sources, width, height), scaled_edits(width, height)
+    before = before.repeat(edited.shape[0] // sources.shape[0], 1, 1, 1)
+    return torch.cat([before.to(after.dtype), after], dim=2)
 
 
 def check_source_matches(diptych: torch.Tensor, layout: DiptychLayout) -> None:

@@ -18,12 +18,17 @@ def consecutive_seeds(seed: int, count: int) -> list[int]:
     return [(seed + i) % SEED_LIMIT for i in range(count)]
 
 
+def evaluations_per_step(cfg: float) -> int:
+    """Model evaluations of one sampling step: one at cfg 1 (ComfyUI then skips the negative), two with a real cfg
+    (the prompt and the negative)."""
+    return 1 if cfg == 1.0 else 2
+
+
 def nfe(mode: str, candidates: int, early_steps: int, steps: int, cfg: float = 1.0) -> int:
-    """Model evaluations of one Early Filter run: one per step per candidate at cfg 1 (ComfyUI then skips the
-    negative), two with a real cfg (the prompt and the negative).
+    """Model evaluations of one Early Filter run (evaluations_per_step of each candidate's steps).
     paper: each candidate runs its own early_steps-step schedule, the winner is re-run for `steps`;
     resume: candidates run the first early_steps of the `steps` schedule, the winner continues from there."""
-    per_step = 1 if cfg == 1.0 else 2
+    per_step = evaluations_per_step(cfg)
     if mode == PAPER:
         return per_step * (steps + candidates * early_steps)
     if mode == RESUME:

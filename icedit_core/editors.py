@@ -75,11 +75,10 @@ def whole_image_frame(editor_name: str, sources: torch.Tensor, working_width: in
                       ) -> WholeImageFrame:
     """The frame of `sources` [B, H, W, C] edited at working_width x working_height (the image the editor encodes)."""
     editor(editor_name)
-    sources = dip.to_rgb(sources)
     if working_width < 1 or working_height < 1:
         raise ValueError(f"the working size {working_width}x{working_height} has no pixels")
-    rgb = sources if sources.dtype == torch.float32 and sources.device.type == "cpu" else sources.float().cpu()
-    return WholeImageFrame(editor_name, int(sources.shape[2]), int(sources.shape[1]), int(working_width),
+    rgb = dip.to_rgb(sources).float().cpu()  # the input itself where it already is RGB float on the CPU
+    return WholeImageFrame(editor_name, int(rgb.shape[2]), int(rgb.shape[1]), int(working_width),
                            int(working_height), rgb)
 
 
@@ -113,13 +112,7 @@ def map_back(decoded: torch.Tensor, frame: Frame) -> tuple[torch.Tensor, torch.T
     check_decoded(decoded, frame, "the decoded image")
     rgb = dip.to_rgb(decoded).float().cpu()
     edited = dip.resize_images(rgb, frame.source_width, frame.source_height)
-    width, height = dip.comparison_size(frame.source_width, frame.source_height)
-    if (width, height) == (frame.source_width, frame.source_height):
-        before, after = frame.sources, edited
-    else:
-        before, after = dip.resize_images(frame.sources, width, height), dip.resize_images(rgb, width, height)
-    before = before.repeat(edited.shape[0] // frame.batch_size, 1, 1, 1)
-    return edited, torch.cat([before.to(after.dtype), after], dim=2)
+    return edited, dip.before_after(frame.sources, edited, lambda width, height: dip.resize_images(rgb, width, height))
 
 
 def judge_size(frame: WholeImageFrame) -> tuple[int, int]:

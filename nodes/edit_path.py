@@ -158,25 +158,25 @@ def qwen_image_edit_encode(clip, vae, image: torch.Tensor, instruction: str, neg
     if not instruction.strip():
         raise ValueError("the instruction is empty: write what to change")
     rgb = dip.to_rgb(image)
+
+    def with_reference(text: str):  # the stock node's text and vision input, the reference latent attached
+        conditioning = TextEncodeQwenImageEditPlus.execute(clip, text, None, image1=rgb).result[0]
+        return ReferenceLatent.execute(conditioning, latent).result[0]
+
     if reference_megapixels == QWEN_REFERENCE_MEGAPIXELS:  # the stock node whole, for the prompt
         positive = TextEncodeQwenImageEditPlus.execute(clip, instruction.strip(), vae, image1=rgb).result[0]
         latent = {"samples": positive[0][1]["reference_latents"][0]}
     else:
         scaled = ImageScaleToTotalPixels.execute(rgb, "area", reference_megapixels).result[0]
         (latent,) = comfy_nodes.VAEEncode().encode(vae, scaled)
-        positive = ReferenceLatent.execute(
-            TextEncodeQwenImageEditPlus.execute(clip, instruction.strip(), None, image1=rgb).result[0], latent).result[0]
+        positive = with_reference(instruction.strip())
     # The negative sees the same source: the stock node with its VAE would encode the same reference again.
-    negative = ReferenceLatent.execute(
-        TextEncodeQwenImageEditPlus.execute(clip, negative_prompt, None, image1=rgb).result[0], latent).result[0]
+    negative = with_reference(negative_prompt)
     reference = latent["samples"]
     # The VAE works in 8-pixel cells: the reference latent's size times 8 is the image the model edits.
     frame = editors.whole_image_frame(editors.QWEN_IMAGE_EDIT, image, reference.shape[-1] * 8, reference.shape[-2] * 8)
     return positive, negative, latent, frame
 
-
-# Editors the multi-turn node runs turns with: all of them.
-TURN_EDITORS = (editors.ICEDIT, editors.FLUX_KONTEXT, editors.QWEN_IMAGE_EDIT)
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,8 @@ def prepare(model, clip, vae, image: torch.Tensor, instruction: str, settings: E
                                                                     settings.reference_megapixels)
         text, tokens = instruction.strip(), TokenReport(None, None, None)  # Qwen's tokenizer cuts nothing
     else:
-        raise ValueError(f"unknown editor {settings.editor!r}; the pack knows {', '.join(editors.EDITORS)}")
+        editors.editor(settings.editor)  # an unknown name: its error lists the editors
+        raise ValueError(f"{editors.editor(settings.editor).display} has no edit path in nodes/edit_path.py")
     editor_checks.check_inputs(layout, model, positive)
     return SamplerInputs(model, positive, negative, latent, layout, text, tokens)
 

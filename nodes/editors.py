@@ -11,6 +11,16 @@ from .io_types import Layout
 from .validation import ICEditNode
 
 
+def layout_and_instruction_outputs(working_size: str) -> list:
+    """The outputs every editor's encode node ends with: its layout, and the instruction for a judge."""
+    return [
+        Layout.Output("layout", display_name="layout",
+                      tooltip=f"The source and {working_size}: ICEdit Crop and the Early Filter map the edit back "
+                              "with it."),
+        io.String.Output("instruction_text", display_name="instruction", tooltip="The instruction alone, for a judge."),
+    ]
+
+
 class ICEditKontextEncode(ICEditNode):
     @classmethod
     def define_schema(cls):
@@ -44,11 +54,7 @@ class ICEditKontextEncode(ICEditNode):
                                        tooltip="Zeroed out (Kontext [dev] samples at cfg 1)."),
                 io.Latent.Output("latent", display_name="latent",
                                  tooltip="The encoded source at the working size, to sample at denoise 1.0."),
-                Layout.Output("layout", display_name="layout",
-                              tooltip="The source and Kontext's working size: ICEdit Crop and the Early Filter map "
-                                      "the edit back with it."),
-                io.String.Output("instruction_text", display_name="instruction",
-                                 tooltip="The instruction alone, for a judge."),
+                *layout_and_instruction_outputs("Kontext's working size"),
             ],
         )
 
@@ -96,11 +102,7 @@ class ICEditQwenImageEditEncode(ICEditNode):
                 io.Latent.Output("latent", display_name="latent",
                                  tooltip="The source's reference latent at the working size, to sample at denoise "
                                          "1.0."),
-                Layout.Output("layout", display_name="layout",
-                              tooltip="The source and the working size: ICEdit Crop and the Early Filter map the "
-                                      "edit back with it."),
-                io.String.Output("instruction_text", display_name="instruction",
-                                 tooltip="The instruction alone, for a judge."),
+                *layout_and_instruction_outputs("the working size"),
             ],
         )
 

@@ -11,6 +11,7 @@ from comfy_api.latest import io
 from ..icedit_core.judge.heuristic import HeuristicJudge
 from ..icedit_core.judge.local_vlm import ADAPTER_CONFIG, LocalVLMJudge
 from ..icedit_core.judge.openai_api import OpenAICompatibleJudge
+from ..icedit_core.judge.protocol import SCORINGS, VIESCORE
 from .hf_folders import model_folder_path, model_folders, register_folder
 from .io_types import Judge
 from .validation import ICEditNode
@@ -83,7 +84,7 @@ class ICEditVLMJudgeLocal(ICEditNode):
                                tooltip="A LoRA for the judge model, as a PEFT folder under models/vlm/ "
                                        "(adapter_config.json): the EditScore reward model is Qwen2.5-VL-7B-Instruct "
                                        "with its LoRA. Merged into the weights when loaded; needs peft."),
-                io.Combo.Input("scoring", options=["viescore", "editscore"], default="viescore", optional=True,
+                io.Combo.Input("scoring", options=list(SCORINGS), default=VIESCORE, optional=True,
                                tooltip="viescore: VIEScore's questions, 0-10, greedy. editscore: EditScore's "
                                        "questions, 0-25 brought to 0-10, sampled answers averaged over passes; "
                                        "two edits compared by their scores (use the Early Filter's absolute "
@@ -95,7 +96,7 @@ class ICEditVLMJudgeLocal(ICEditNode):
         )
 
     @classmethod
-    def execute(cls, model_folder, dtype, max_new_tokens, lora_folder=NO_LORA, scoring="viescore",
+    def execute(cls, model_folder, dtype, max_new_tokens, lora_folder=NO_LORA, scoring=VIESCORE,
                 passes=1) -> io.NodeOutput:
         device = comfy.model_management.get_torch_device()
         if dtype == "auto":
@@ -135,7 +136,7 @@ class ICEditVLMJudgeAPI(ICEditNode):
                              tooltip="Retries on connection errors, timeouts, HTTP 429 and 5xx, with "
                                      "exponential backoff (2, 4, 8 s), within the timeout."),
                 # Optional, so the workflows saved before EditScore load unchanged.
-                io.Combo.Input("scoring", options=["viescore", "editscore"], default="viescore", optional=True,
+                io.Combo.Input("scoring", options=list(SCORINGS), default=VIESCORE, optional=True,
                                tooltip="viescore: VIEScore's questions, 0-10, answered greedily (any VLM). "
                                        "editscore: EditScore's questions, 0-25 brought to 0-10, for a server "
                                        "serving the EditScore reward model (vLLM with its LoRA); answers are "
@@ -150,7 +151,7 @@ class ICEditVLMJudgeAPI(ICEditNode):
         )
 
     @classmethod
-    def execute(cls, base_url, model, api_key_env, timeout, retries, scoring="viescore", passes=1) -> io.NodeOutput:
+    def execute(cls, base_url, model, api_key_env, timeout, retries, scoring=VIESCORE, passes=1) -> io.NodeOutput:
         if api_key_env.strip().startswith(("sk-", "Bearer ")):
             raise ValueError("api_key_env takes the NAME of an environment variable, not the key itself; remove "
                              "the key from the workflow and set it in the environment instead")

@@ -65,7 +65,7 @@ class ICEditMultiTurn(ICEditNode):
                 io.Int.Input("early_steps", default=10, min=1, max=200,
                              tooltip="With the Early Filter: steps each candidate runs before the judge picks."),
                 # Optional, so the multi-turn workflows saved before other editors existed load and run unchanged.
-                io.Combo.Input("editor", options=list(edit_path.TURN_EDITORS), default=editors.ICEDIT, optional=True,
+                io.Combo.Input("editor", options=list(editors.EDITORS), default=editors.ICEDIT, optional=True,
                                tooltip="Which model edits each turn. icedit: FLUX.1 Fill with the ICEdit LoRA, in a "
                                        "diptych (panel width, template and shift apply). flux_kontext: FLUX.1 "
                                        "Kontext [dev] on the whole image, as ICEdit Kontext Encode does (set "
@@ -155,8 +155,7 @@ class ICEditMultiTurn(ICEditNode):
                 log.append(f"turn {index + 1}: {instruction}")
                 log += turn.report(index + 1, min_score)
             log += notes
-            # One evaluation per step at cfg 1, two at a real cfg (the negative too).
-            per_try = early_filter[1].nfe(steps, cfg) if early_filter else steps * (1 if cfg == 1.0 else 2)
+            per_try = early_filter[1].nfe(steps, cfg) if early_filter else steps * ef.evaluations_per_step(cfg)
             evaluations += len(turn.tries) * per_try
             current = turn.result
             results.append(current)

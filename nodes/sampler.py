@@ -104,8 +104,8 @@ def early_filter_sample(model, positive, negative, samples, vae, judge, layout, 
                         sampler_name, scheduler, settings: EarlyFilterSettings) -> EarlyFilterRun:
     """The Early Filter on one edit's latent, for any editor: candidates seed, seed + 1, ... run early_steps steps,
     the judge picks from their previews (decoded and mapped to the source's frame by `layout`: ICEdit's diptych
-    layout or an editor's frame), the winner finishes. Settings are checked by the caller (settings.check)."""
-    editor_checks.check_inputs(layout, model, positive)
+    layout or an editor's frame), the winner finishes. Settings and inputs are checked by the caller
+    (settings.check, editor_checks.check_inputs), before anything is sampled."""
     mode, candidates, early_steps = settings.mode, settings.candidates, settings.early_steps
     seeds = ef.consecutive_seeds(seed, candidates)
     noises = [comfy.sample.prepare_noise(samples, s) for s in seeds]  # per-seed, as a lone run would draw
@@ -163,7 +163,8 @@ class ICEditEarlyFilterSampler(ICEditNode):
                         "ICEdit (FLUX.1 Fill), FLUX.1 Kontext and Qwen-Image-Edit: the layout says which.",
             inputs=[
                 io.Model.Input("model", tooltip="FLUX.1 Fill (after the LoRA / MoE loader and ICEdit Flux Shift), "
-                                                "FLUX.1 Kontext [dev], or Qwen-Image-Edit (after ModelSamplingAuraFlow)."),
+                                                "FLUX.1 Kontext [dev], or Qwen-Image-Edit (after "
+                                                "ModelSamplingAuraFlow)."),
                 io.Conditioning.Input("positive", tooltip="From ICEditFillConditioning (or an editor's encode node)."),
                 io.Conditioning.Input("negative", tooltip="From ICEditFillConditioning (or an editor's encode node)."),
                 io.Latent.Input("latent", tooltip="From ICEditFillConditioning (one diptych) or an editor's encode "

@@ -49,23 +49,21 @@ class SmokeTestFluxTextEncoders(FluxClipModel):
         self.dtypes = {dtype}
 
 
-def read_smoke_test_configs(path: str) -> dict:
+def _metadata_config(path: str, key: str, what: str, real_loader: str) -> dict:
+    """The JSON config a generated smoke-test file carries in its metadata under `key`."""
     with safetensors.safe_open(path, framework="pt") as handle:
         metadata = handle.metadata() or {}
-    if SMOKE_TEST_CONFIG_KEY not in metadata:
-        raise ValueError(f"{path} is not an ICEdit smoke-test text encoder file (its metadata has no "
-                         f"{SMOKE_TEST_CONFIG_KEY!r}). Real Flux text encoders load with DualCLIPLoader (type flux).")
-    return json.loads(metadata[SMOKE_TEST_CONFIG_KEY])
+    if key not in metadata:
+        raise ValueError(f"{path} is not an ICEdit smoke-test {what} file (its metadata has no {key!r}). "
+                         f"{real_loader}")
+    return json.loads(metadata[key])
 
 
-def load_smoke_test_clip(path: str):
-    configs = read_smoke_test_configs(path)
+def _clip_from_file(path: str, target, **clip_options):
+    """A comfy.sd.CLIP of `target` with the file's weights, which must fit it key for key."""
     state_dict = comfy.utils.load_torch_file(path, safe_load=True)
-    target = comfy.supported_models_base.ClipTarget(FluxTokenizer, SmokeTestFluxTextEncoders)
-    target.params = {"clip_l_config": configs["clip_l"], "t5xxl_config": configs["t5xxl"]}
     clip = comfy.sd.CLIP(target, embedding_directory=folder_paths.get_folder_paths("embeddings"),
-                         tokenizer_data={"t5xxl_min_length": SMOKE_TEST_T5_MIN_LENGTH},
-                         parameters=comfy.utils.calculate_parameters(state_dict))
+                         parameters=comfy.utils.calculate_parameters(state_dict), **clip_options)
     missing, unexpected = clip.load_sd(state_dict, full_model=True)
     if missing or unexpected:
         raise ValueError(f"{path} does not match its own config: missing keys {sorted(missing)[:5]}, "
@@ -73,22 +71,40 @@ def load_smoke_test_clip(path: str):
     return clip
 
 
+def read_smoke_test_configs(path: str) -> dict:
+    return _metadata_config(path, SMOKE_TEST_CONFIG_KEY, "text encoder",
+                            "Real Flux text encoders load with DualCLIPLoader (type flux).")
+
+
+def load_smoke_test_clip(path: str):
+    configs = read_smoke_test_configs(path)
+    target = comfy.supported_models_base.ClipTarget(FluxTokenizer, SmokeTestFluxTextEncoders)
+    target.params = {"clip_l_config": configs["clip_l"], "t5xxl_config": configs["t5xxl"]}
+    return _clip_from_file(path, target, tokenizer_data={"t5xxl_min_length": SMOKE_TEST_T5_MIN_LENGTH})
+
+
+def _loader_schema(node_id: str, display_name: str, description: str, file_name: str) -> io.Schema:
+    """A smoke-test text-encoder loader: one file from models/text_encoders/ in, a CLIP out."""
+    return io.Schema(
+        node_id=node_id,
+        display_name=display_name,
+        category="ICEdit/testing",
+        description=description,
+        inputs=[
+            io.Combo.Input("text_encoder_name", options=folder_paths.get_filename_list("text_encoders"),
+                           tooltip=f"A file made by the pack's smoke-test generator ({file_name})."),
+        ],
+        outputs=[io.Clip.Output()],
+    )
+
+
 class ICEditSmokeTestCLIPLoader(ICEditNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="ICEditSmokeTestCLIPLoader",
-            display_name="ICEdit Smoke-Test Text Encoders (random weights)",
-            category="ICEdit/testing",
-            description="Loads the small random-weight Flux text encoders that the pack generates for smoke "
-                        "tests. Its output is noise, not an edit. For real edits use DualCLIPLoader (flux).",
-            inputs=[
-                io.Combo.Input("text_encoder_name", options=folder_paths.get_filename_list("text_encoders"),
-                               tooltip="A file made by the pack's smoke-test generator "
-                                       "(icedit-smoke-test-text-encoders.safetensors)."),
-            ],
-            outputs=[io.Clip.Output()],
-        )
+        return _loader_schema("ICEditSmokeTestCLIPLoader", "ICEdit Smoke-Test Text Encoders (random weights)",
+                              "Loads the small random-weight Flux text encoders that the pack generates for smoke "
+                              "tests. Its output is noise, not an edit. For real edits use DualCLIPLoader (flux).",
+                              "icedit-smoke-test-text-encoders.safetensors")
 
     @classmethod
     def execute(cls, text_encoder_name) -> io.NodeOutput:
@@ -149,13 +165,8 @@ def smoke_test_qwen_model_options(config: dict) -> dict:
 
 
 def read_smoke_test_qwen_config(path: str) -> dict:
-    with safetensors.safe_open(path, framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    if SMOKE_TEST_QWEN_CONFIG_KEY not in metadata:
-        raise ValueError(f"{path} is not an ICEdit smoke-test Qwen-Image text encoder file (its metadata has no "
-                         f"{SMOKE_TEST_QWEN_CONFIG_KEY!r}). A real Qwen2.5-VL-7B text encoder loads with "
-                         "CLIPLoader (type qwen_image).")
-    config = json.loads(metadata[SMOKE_TEST_QWEN_CONFIG_KEY])
+    config = _metadata_config(path, SMOKE_TEST_QWEN_CONFIG_KEY, "Qwen-Image text encoder",
+                              "A real Qwen2.5-VL-7B text encoder loads with CLIPLoader (type qwen_image).")
     missing = {"text", "vision", "output_width"} - set(config)
     if missing:
         raise ValueError(f"{path}: metadata {SMOKE_TEST_QWEN_CONFIG_KEY!r} lacks {sorted(missing)}")
@@ -169,35 +180,18 @@ def load_smoke_test_qwen_clip(path: str):
     """A CLIP object as CLIPLoader (qwen_image) makes one: ComfyUI's QwenImageTokenizer (the Qwen2.5 tokenizer it
     ships, the Qwen-Image templates, image placeholders) and QwenImageTEModel, with the smoke body inside."""
     config = read_smoke_test_qwen_config(path)
-    state_dict = comfy.utils.load_torch_file(path, safe_load=True)
     target = comfy.supported_models_base.ClipTarget(QwenImageTokenizer, QwenImageTEModel)
-    clip = comfy.sd.CLIP(target, embedding_directory=folder_paths.get_folder_paths("embeddings"),
-                         parameters=comfy.utils.calculate_parameters(state_dict),
-                         model_options=smoke_test_qwen_model_options(config))
-    missing, unexpected = clip.load_sd(state_dict, full_model=True)
-    if missing or unexpected:
-        raise ValueError(f"{path} does not match its own config: missing keys {sorted(missing)[:5]}, "
-                         f"unexpected keys {sorted(unexpected)[:5]}")
-    return clip
+    return _clip_from_file(path, target, model_options=smoke_test_qwen_model_options(config))
 
 
 class ICEditSmokeTestQwenCLIPLoader(ICEditNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="ICEditSmokeTestQwenCLIPLoader",
-            display_name="ICEdit Smoke-Test Qwen-Image Text Encoder (random weights)",
-            category="ICEdit/testing",
-            description="Loads the small random-weight Qwen2.5-VL text encoder that the pack generates for "
-                        "Qwen-Image-Edit smoke tests. Its output is noise, not an edit. For real edits use "
-                        "CLIPLoader (qwen_image).",
-            inputs=[
-                io.Combo.Input("text_encoder_name", options=folder_paths.get_filename_list("text_encoders"),
-                               tooltip="A file made by the pack's smoke-test generator "
-                                       "(icedit-smoke-test-qwen-text-encoder.safetensors)."),
-            ],
-            outputs=[io.Clip.Output()],
-        )
+        return _loader_schema("ICEditSmokeTestQwenCLIPLoader",
+                              "ICEdit Smoke-Test Qwen-Image Text Encoder (random weights)",
+                              "Loads the small random-weight Qwen2.5-VL text encoder that the pack generates for "
+                              "Qwen-Image-Edit smoke tests. Its output is noise, not an edit. For real edits use "
+                              "CLIPLoader (qwen_image).", "icedit-smoke-test-qwen-text-encoder.safetensors")
 
     @classmethod
     def execute(cls, text_encoder_name) -> io.NodeOutput:

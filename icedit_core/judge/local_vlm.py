@@ -9,7 +9,7 @@ import torch
 
 from ..model_folder import has_config, has_weights
 from . import editscore
-from .protocol import ChatJudge, JudgeError
+from .protocol import VIESCORE, ChatJudge, JudgeError
 
 
 ADAPTER_CONFIG = "adapter_config.json"  # what marks a PEFT LoRA folder
@@ -19,7 +19,7 @@ class LocalVLMJudge(ChatJudge):
     name = "local"
 
     def __init__(self, folder: str, device="cpu", dtype=torch.float32, max_new_tokens: int = 256,
-                 before_generate=None, adapter_folder: str | None = None, scoring: str = "viescore",
+                 before_generate=None, adapter_folder: str | None = None, scoring: str = VIESCORE,
                  passes: int = 1):
         if not os.path.isdir(folder):
             raise JudgeError(f"{folder} is not a folder; a local judge is a Hugging Face model folder "
@@ -30,14 +30,9 @@ class LocalVLMJudge(ChatJudge):
         if adapter_folder is not None and not os.path.isfile(os.path.join(adapter_folder, ADAPTER_CONFIG)):
             raise JudgeError(f"{adapter_folder} has no {ADAPTER_CONFIG}; a LoRA for the judge (e.g. EditScore's) is "
                              "a PEFT adapter folder (adapter_config.json, adapter_model.safetensors)")
-        if scoring not in ("viescore", "editscore"):
-            raise ValueError(f"scoring {scoring!r}: use 'viescore' or 'editscore'")
-        if passes < 1:
-            raise ValueError(f"passes = {passes}; at least 1")
+        self.set_scoring(scoring, passes)
         self.folder, self.device, self.dtype = folder, torch.device(device), dtype
-        self.adapter_folder, self.scoring, self.passes = adapter_folder, scoring, passes
-        if scoring == "editscore":
-            self.name = "local, EditScore"
+        self.adapter_folder = adapter_folder
         self.max_new_tokens = max_new_tokens
         self.before_generate = before_generate
         self.model = None

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 from . import editscore
-from .protocol import ChatJudge, JudgeError
+from .protocol import VIESCORE, ChatJudge, JudgeError
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 WAIT_SLICE = 0.2  # seconds between interrupt checks while waiting
@@ -38,7 +38,7 @@ class OpenAICompatibleJudge(ChatJudge):
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 120.0,
                  retries: int = 3, backoff: float = 2.0, max_tokens: int = 256, sleep=time.sleep,
-                 check_interrupt=None, scoring: str = "viescore", passes: int = 1):
+                 check_interrupt=None, scoring: str = VIESCORE, passes: int = 1):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url {base_url!r} must start with http:// or https://")
         if not model.strip():
@@ -52,13 +52,7 @@ class OpenAICompatibleJudge(ChatJudge):
         self.timeout, self.retries, self.backoff, self.max_tokens = timeout, retries, backoff, max_tokens
         self._sleep = sleep
         self._check_interrupt = check_interrupt or (lambda: None)
-        if scoring not in ("viescore", "editscore"):
-            raise ValueError(f"scoring {scoring!r}: use 'viescore' or 'editscore'")
-        if passes < 1:
-            raise ValueError(f"passes = {passes}; at least 1")
-        self.scoring, self.passes = scoring, passes
-        if scoring == "editscore":
-            self.name = "api, EditScore"
+        self.set_scoring(scoring, passes)
 
     def __repr__(self):  # never the key
         return f"OpenAICompatibleJudge(url={self.url!r}, model={self.model!r}, key={'set' if self._api_key else 'none'})"

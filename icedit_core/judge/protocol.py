@@ -15,6 +15,7 @@ from ..images import to_pil
 from . import editscore, parsing, prompts
 
 VIESCORE, EDITSCORE = "viescore", "editscore"  # how a chat judge scores: VIEScore's 0-10 prompts, or EditScore's
+SCORINGS = (VIESCORE, EDITSCORE)
 
 
 class JudgeError(RuntimeError):
@@ -58,6 +59,16 @@ class ChatJudge(Judge):
     scoring = VIESCORE
     passes = 1
 
+    def set_scoring(self, scoring: str, passes: int) -> None:
+        """How this judge scores (one of SCORINGS) and, for EditScore, how many passes it averages."""
+        if scoring not in SCORINGS:
+            raise ValueError(f"scoring {scoring!r}: use {' or '.join(repr(s) for s in SCORINGS)}")
+        if passes < 1:
+            raise ValueError(f"passes = {passes}; at least 1")
+        self.scoring, self.passes = scoring, passes
+        if scoring == EDITSCORE:
+            self.name = f"{type(self).name}, EditScore"
+
     @abstractmethod
     def ask(self, images: list[Image.Image], prompt: str, seed: int | None = None) -> str:
         """The model's answer to `prompt` about `images`, in order: greedy, or sampled with `seed` when given."""
@@ -75,8 +86,7 @@ class ChatJudge(Judge):
 
     def score(self, original, edit, instruction):
         if self.scoring == EDITSCORE:
-            return editscore.score(lambda images, prompt, seed: self.ask(images, prompt, seed), to_pil(original),
-                                   to_pil(edit), instruction, self.passes)
+            return editscore.score(self.ask, to_pil(original), to_pil(edit), instruction, self.passes)
         semantic, why_sc = parsing.parse_scores(
             self.ask([to_pil(original), to_pil(edit)], prompts.semantic_consistency(instruction)))
         perceptual, why_pq = parsing.parse_scores(self.ask([to_pil(edit)], prompts.perceptual_quality()))
