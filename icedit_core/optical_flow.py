@@ -7,9 +7,11 @@ pyramid's reach (about a tenth of the frame per frame at these settings) and giv
 areas. The forward-backward check below marks where it failed.
 
 Farneback reads one 8-bit plane. Luma alone misses what is drawn in colour only (a texture in hue at one
-brightness does not move for it), so where a clip has colour texture the flow is computed on luma and on its
-stronger chroma plane, and a pixel takes the chroma flow where the colour has several times the luma's texture
-around it (else the luma flow); a gray clip gets the luma flow exactly.
+brightness does not move for it), so where a pair of frames has colour texture the flow is computed on luma and
+on the pair's stronger chroma plane, and a pixel takes the chroma flow where the colour has several times the
+luma's texture around it (else the luma flow); a gray clip gets the luma flow exactly. Every choice is made per
+pair of frames, from 8-bit planes of each frame, so the flow between two frames is the same whatever clip or
+segment they are read in.
 
 Flows are numpy float32 [H, W, 2] in pixels, (dx, dy): `flow[y, x]` is where pixel (x, y) of the first frame
 went in the second one.
@@ -63,13 +65,16 @@ def gray_frames(frames: torch.Tensor) -> np.ndarray:
     return _to_uint8(_luma(to_rgb(frames).float()))
 
 
-def _chroma(rgb: torch.Tensor, luma: torch.Tensor) -> np.ndarray:
-    """RGB frames [T, H, W, 3] and their luma -> the uint8 chroma plane [T, H, W] (BT.601 Cb or Cr, centred on
-    128) whose gradients carry more energy over the clip: the colour texture that luma does not show."""
+def frame_planes(frames: torch.Tensor) -> np.ndarray:
+    """IMAGE frames [T, H, W, C] in [0, 1] -> uint8 [T, 3, H, W]: each frame's luma, Cb and Cr (BT.601, chroma
+    centred on 128), each frame on its own. The flow between two frames reads these planes of those two frames
+    only, so a clip's flows do not depend on which frames came with it: a clip edited in segments gets the flows
+    of the whole clip (the next segment needs only its predecessor's last planes)."""
+    rgb = to_rgb(frames).float()
+    luma = _luma(rgb)
     centre = 128 / 255  # exactly 128 after rounding where there is no colour, never 127 or 128 by float noise
-    planes = [(rgb[..., 2] - luma) * 0.564 + centre, (rgb[..., 0] - luma) * 0.713 + centre]  # Cb, Cr
-    energies = [float(_gradient_energy(plane).sum()) for plane in planes]
-    return _to_uint8(planes[int(np.argmax(energies))])
+    cb, cr = (rgb[..., 2] - luma) * 0.564 + centre, (rgb[..., 0] - luma) * 0.713 + centre
+    return _to_uint8(torch.stack([luma, cb, cr], dim=1))
 
 
 def _gradient_energy(planes: torch.Tensor | np.ndarray, window: int = 1) -> torch.Tensor:
@@ -103,54 +108,50 @@ def _stretched(chroma: np.ndarray) -> np.ndarray:
     return np.clip(offset * (127.0 / reach) + 128.0, 0, 255).round().astype(np.uint8)
 
 
-def _consecutive_flows(planes: list[np.ndarray], read: list[np.ndarray], backward: bool = False) -> np.ndarray:
-    """[T - 1, H, W, 2]: flow t -> t + 1 for each t, or t + 1 -> t when `backward`, from uint8 planes [T, H, W]
-    (luma, and chroma where the clip has colour texture) and what Farneback reads of them (`_farneback_reads`):
-    where there are two, a pixel takes the chroma flow where, in the frame the flow starts from, the chroma has
+def _pair_chroma(pair: np.ndarray) -> int | None:
+    """Of two frames' planes [2, 3, H, W]: the chroma plane (1: Cb, 2: Cr) whose gradients carry more energy over
+    the two, or None when neither has any (a gray pair)."""
+    energies = [float(_gradient_energy(pair[:, plane]).sum()) for plane in (1, 2)]
+    return 1 + int(np.argmax(energies)) if max(energies) > 0 else None
+
+
+def pair_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The flow from one frame to the next, from their frame_planes ([3, H, W] uint8 each): [H, W, 2] pixels.
+    Farneback reads the luma, and, where the pair has colour texture, its stronger chroma plane stretched to the
+    full 8 bits over the two; a pixel takes the chroma flow where, in the first frame, the chroma has
     CHROMA_OVER_LUMA times the luma's texture around it (compared at the planes' own contrast), else the luma
-    flow."""
-    flows = []
-    for t in range(len(planes[0]) - 1):
-        start, end = (t + 1, t) if backward else (t, t + 1)
-        per_plane = [farneback(plane[start], plane[end]) for plane in read]
-        if len(per_plane) == 1:
-            flows.append(per_plane[0])
-            continue
-        luma_texture, chroma_texture = (_gradient_energy(plane[start:start + 1], TEXTURE_WINDOW)[0].numpy()
-                                        for plane in planes)
-        use_chroma = chroma_texture > CHROMA_OVER_LUMA * luma_texture
-        flows.append(np.where(use_chroma[..., None], per_plane[1], per_plane[0]))
-    return np.stack(flows)
+    flow. A gray pair gets the luma flow exactly."""
+    pair = np.stack([first, second])
+    luma_flow = farneback(pair[0, 0], pair[1, 0])
+    chroma = _pair_chroma(pair)
+    if chroma is None:
+        return luma_flow
+    stretched = _stretched(pair[:, chroma])
+    chroma_flow = farneback(stretched[0], stretched[1])
+    luma_texture, chroma_texture = (_gradient_energy(plane[None], TEXTURE_WINDOW)[0].numpy()
+                                    for plane in (first[0], first[chroma]))
+    use_chroma = chroma_texture > CHROMA_OVER_LUMA * luma_texture
+    return np.where(use_chroma[..., None], chroma_flow, luma_flow)
 
 
-def flow_planes(frames: torch.Tensor) -> list[np.ndarray]:
-    """What Farneback reads of a clip: its luma, and its chroma too when the clip has colour texture at all (a
-    gray clip gives exactly the luma-only flow, and costs one Farneback run per pair)."""
-    rgb = to_rgb(frames).float()
-    luma = _luma(rgb)
-    chroma = _chroma(rgb, luma)
-    if not _gradient_energy(chroma).max() > 0:
-        return [_to_uint8(luma)]
-    return [_to_uint8(luma), chroma]
-
-
-def _farneback_reads(planes: list[np.ndarray]) -> list[np.ndarray]:
-    """The planes as Farneback reads them: luma as it is, chroma stretched."""
-    return [planes[0]] + [_stretched(plane) for plane in planes[1:]]
+def flows_from_planes(planes: np.ndarray, backward: bool = False) -> np.ndarray:
+    """[T - 1, H, W, 2] from frame_planes [T, 3, H, W]: flow t -> t + 1 for each t, or t + 1 -> t when `backward`."""
+    pairs = [(planes[t + 1], planes[t]) if backward else (planes[t], planes[t + 1]) for t in range(len(planes) - 1)]
+    if not pairs:
+        return np.zeros((0, *planes.shape[2:], 2), dtype=np.float32)
+    return np.stack([pair_flow(first, second) for first, second in pairs])
 
 
 def forward_flows(frames: torch.Tensor) -> np.ndarray:
     """Flows of a clip [T, H, W, C] from each frame to the next: [T - 1, H, W, 2]."""
-    planes = flow_planes(frames)
-    return _consecutive_flows(planes, _farneback_reads(planes))
+    return flows_from_planes(frame_planes(frames))
 
 
 def clip_flows(frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(forward, backward) flows of a clip [T, H, W, C] (T >= 2): forward[t] goes frame t -> t + 1, backward[t]
     goes frame t + 1 -> t; both [T - 1, H, W, 2]."""
-    planes = flow_planes(frames)
-    read = _farneback_reads(planes)
-    return _consecutive_flows(planes, read), _consecutive_flows(planes, read, backward=True)
+    planes = frame_planes(frames)
+    return flows_from_planes(planes), flows_from_planes(planes, backward=True)
 
 
 def _pixel_grid(height: int, width: int) -> np.ndarray:

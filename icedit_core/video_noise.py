@@ -26,11 +26,20 @@ Every frame's noise is still independent standard-normal per element: each cell 
 which particle is where depends on the flow only, never on the values. tests/core/test_video_noise_survival.py
 measures how many survive.
 
+A long clip is carried in segments (the runner's --segment-frames): CarryState is where the particles stand after a
+segment's last frame, and carry_cells continues from it, so segments give exactly the cells of one carry. A
+particle's values depend on its id and the seed only (drawn in blocks of VALUE_BLOCK ids, one generator per
+block), so a segment draws only the blocks its ids fall in and still gets the values the whole clip would.
+
 Pure numpy/torch; the flow comes from optical_flow.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import binascii
+import io
+import zipfile
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -48,12 +57,25 @@ class CarriedCells:
 
     particles: np.ndarray
     count: int
+    prior_count: int | None = None  # continuing a clip: the ids that existed before this segment's first frame
+    end: tuple | None = field(default=None, repr=False)  # the live particles after the last frame: (ids, xs, ys)
 
     def fresh_fraction(self) -> list[float]:
-        """Per frame after the first: the share of cells whose particle was born in that frame (ids grow with
-        birth, so those are the ids above every earlier frame's largest)."""
+        """Per frame after the clip's first: the share of cells whose particle was born in that frame (ids grow
+        with birth, so those are the ids above every earlier frame's largest). A continued segment's first frame
+        counts too (against the ids before it)."""
         newest_so_far = np.maximum.accumulate(self.particles.reshape(len(self.particles), -1).max(axis=1))
-        return [float(np.mean(self.particles[t] > newest_so_far[t - 1])) for t in range(1, len(self.particles))]
+        fresh = [float(np.mean(self.particles[t] > newest_so_far[t - 1])) for t in range(1, len(self.particles))]
+        if self.prior_count is not None:
+            fresh.insert(0, float(np.mean(self.particles[0] >= self.prior_count)))
+        return fresh
+
+    def state(self, frames_before: int, cell: int, last_planes: np.ndarray) -> CarryState:
+        """Where the particles stand after this clip's last frame (a fresh carry, or one continued after
+        `frames_before` frames), for the next segment."""
+        ids, xs, ys = self.end
+        frames, rows, cols = self.particles.shape
+        return CarryState(ids, xs, ys, self.count, frames_before + frames, rows, cols, cell, last_planes)
 
 
 def _bilinear(field: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -118,69 +140,151 @@ def _place_losers(holder: np.ndarray, lost: np.ndarray, xs: np.ndarray, ys: np.n
             placed[who] = True
 
 
-def carry_cells(cell_flows: np.ndarray, rows: int, cols: int) -> CarriedCells:
-    """Particles carried along `cell_flows` [T - 1, rows, cols, 2] (forward flow of frame t -> t + 1, in cells,
-    (dx, dy)) over T frames."""
+@dataclass(frozen=True)
+class CarryState:
+    """Where the particles stand after a clip's last frame, so a clip edited in segments carries its noise on as
+    if it were one: the live particles' ids and true positions (cells, sub-cell precise), how many ids exist, how
+    many frames came before, and the last frame's flow planes (optical_flow.frame_planes, [3, H, W] uint8), for the
+    flow into the next segment's first frame."""
+
+    ids: np.ndarray  # int64 [n]
+    xs: np.ndarray  # float64 [n]
+    ys: np.ndarray  # float64 [n]
+    count: int
+    frames: int  # frames carried so far, over every segment
+    rows: int
+    cols: int
+    cell: int  # the carry grid's cell size in latent pixels
+    last_planes: np.ndarray  # uint8 [3, H, W]
+
+    def to_text(self) -> str:
+        """The state as ASCII (zlib-compressed npz, base64), to travel in a prompt's string input."""
+        out = io.BytesIO()
+        np.savez_compressed(out, ids=self.ids, xs=self.xs, ys=self.ys, last_planes=self.last_planes,
+                            header=np.array([CARRY_FORMAT, self.count, self.frames, self.rows, self.cols, self.cell],
+                                            dtype=np.int64))
+        return CARRY_PREFIX + base64.b64encode(out.getvalue()).decode("ascii")
+
+    @classmethod
+    def from_text(cls, text: str) -> CarryState:
+        """The state to_text wrote; ValueError (one line) for anything else."""
+        text = text.strip()
+        if not text.startswith(CARRY_PREFIX):
+            raise ValueError(f"the carry state does not start with {CARRY_PREFIX!r}: it is not one ICEdit Video Noise "
+                             "reported (the runner passes it from one segment to the next)")
+        try:
+            with np.load(io.BytesIO(base64.b64decode(text[len(CARRY_PREFIX):], validate=True))) as data:
+                arrays = {name: data[name] for name in ("ids", "xs", "ys", "last_planes", "header")}
+        except (ValueError, OSError, KeyError, binascii.Error, zipfile.BadZipFile) as error:
+            raise ValueError(f"the carry state is damaged ({type(error).__name__}: {error})") from None
+        version, count, frames, rows, cols, cell = (int(v) for v in arrays["header"])
+        if version != CARRY_FORMAT:
+            raise ValueError(f"the carry state is format {version}; this pack reads format {CARRY_FORMAT}")
+        return cls(arrays["ids"].astype(np.int64), arrays["xs"].astype(np.float64), arrays["ys"].astype(np.float64),
+                   count, frames, rows, cols, cell, arrays["last_planes"].astype(np.uint8))
+
+    def check_continues(self, rows: int, cols: int, cell: int, planes_shape: tuple) -> None:
+        """A one-line error when this state cannot start a segment of that grid and frame size."""
+        if (self.rows, self.cols, self.cell) != (rows, cols, cell) or tuple(self.last_planes.shape) != planes_shape:
+            raise ValueError(
+                f"the carry state is of a clip whose frames were {self.last_planes.shape[2]}x"
+                f"{self.last_planes.shape[1]} on {self.cols}x{self.rows} cells of {self.cell}x{self.cell} latent "
+                f"pixels; this segment's are {planes_shape[2]}x{planes_shape[1]} on {cols}x{rows} cells of "
+                f"{cell}x{cell}: every segment of a clip must be laid out alike (same panel width, same carry)")
+
+
+CARRY_PREFIX, CARRY_FORMAT = "icedit-carry:", 1
+
+
+def carry_cells(cell_flows: np.ndarray, rows: int, cols: int, start: CarryState | None = None) -> CarriedCells:
+    """Particles carried along `cell_flows` (forward flow of frame t -> t + 1, in cells, (dx, dy)): over
+    len(cell_flows) + 1 frames from a fresh start (frame 0: one particle per cell), or, continuing from `start`
+    (the state after the previous segment's last frame), over len(cell_flows) frames, flow 0 leading from that
+    last frame into this segment's first. Carrying a clip in segments gives exactly the cells of one carry."""
     if cell_flows.ndim != 4 or cell_flows.shape[1:] != (rows, cols, 2):
         raise ValueError(f"cell flows have shape {cell_flows.shape}; expected [frames - 1, {rows}, {cols}, 2]")
-    frames = cell_flows.shape[0] + 1
-    grid_y, grid_x = np.mgrid[0:rows, 0:cols]
-    ids = np.arange(rows * cols, dtype=np.int64)
-    xs, ys = grid_x.ravel().astype(np.float64), grid_y.ravel().astype(np.float64)
-    particles = np.empty((frames, rows, cols), dtype=np.int64)
-    particles[0] = ids.reshape(rows, cols)
-    count = rows * cols
-    for t in range(frames - 1):
-        motion = _bilinear(_regularised_flow(cell_flows[t].astype(np.float64)), xs, ys)
-        xs, ys = xs + motion[:, 0], ys + motion[:, 1]
-        cx, cy = np.floor(xs + 0.5).astype(np.int64), np.floor(ys + 0.5).astype(np.int64)
-        inside = (cx >= 0) & (cx < cols) & (cy >= 0) & (cy < rows)
-        ids, xs, ys, cx, cy = ids[inside], xs[inside], ys[inside], cx[inside], cy[inside]
-        cell = cy * cols + cx
-        off_centre = (xs - cx) ** 2 + (ys - cy) ** 2
-        order = np.lexsort((ids, off_centre, cell))  # by cell, then nearest the centre, then oldest
-        _, first = np.unique(cell[order], return_index=True)
-        winners = order[first]
-        holder = np.full(rows * cols, -1, dtype=np.int64)  # cell -> index of the particle holding it
-        holder[cell[winners]] = winners
-        lost = np.setdiff1d(np.arange(len(ids)), winners, assume_unique=True)
-        if len(lost):
-            _place_losers(holder, lost, xs, ys, cx, cy, ids, rows, cols)
-        occupied = np.flatnonzero(holder >= 0)
-        keep = holder[occupied]
-        ids, xs, ys = ids[keep], xs[keep], ys[keep]  # a placed loser keeps its true position
-        held = np.full(rows * cols, -1, dtype=np.int64)
-        held[occupied] = ids
-        empty = np.flatnonzero(held < 0)
-        newborn = np.arange(count, count + len(empty), dtype=np.int64)
-        count += len(empty)
-        held[empty] = newborn
-        particles[t + 1] = held.reshape(rows, cols)
-        ids = np.concatenate([ids, newborn])
-        xs = np.concatenate([xs, (empty % cols).astype(np.float64)])
-        ys = np.concatenate([ys, (empty // cols).astype(np.float64)])
-    return CarriedCells(particles, count)
+    if start is None:
+        grid_y, grid_x = np.mgrid[0:rows, 0:cols]
+        ids = np.arange(rows * cols, dtype=np.int64)
+        xs, ys = grid_x.ravel().astype(np.float64), grid_y.ravel().astype(np.float64)
+        count, first = rows * cols, [ids.reshape(rows, cols)]
+    else:
+        ids, xs, ys, count, first = start.ids, start.xs, start.ys, start.count, []
+    held_frames = list(first)
+    for flow in cell_flows:
+        held, ids, xs, ys, count = _carry_step(flow, ids, xs, ys, count, rows, cols)
+        held_frames.append(held)
+    return CarriedCells(np.stack(held_frames), count, prior_count=None if start is None else start.count,
+                        end=(ids, xs, ys))
 
 
-def _draw(count: int, width: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn((count, width), generator=generator)
+def _carry_step(flow: np.ndarray, ids, xs, ys, count: int, rows: int, cols: int):
+    """One frame on: every particle moved along `flow` [rows, cols, 2]; returns the cells' particles [rows, cols]
+    and the live particles (ids, true positions) and the id count after it."""
+    motion = _bilinear(_regularised_flow(flow.astype(np.float64)), xs, ys)
+    xs, ys = xs + motion[:, 0], ys + motion[:, 1]
+    cx, cy = np.floor(xs + 0.5).astype(np.int64), np.floor(ys + 0.5).astype(np.int64)
+    inside = (cx >= 0) & (cx < cols) & (cy >= 0) & (cy < rows)
+    ids, xs, ys, cx, cy = ids[inside], xs[inside], ys[inside], cx[inside], cy[inside]
+    cell = cy * cols + cx
+    off_centre = (xs - cx) ** 2 + (ys - cy) ** 2
+    order = np.lexsort((ids, off_centre, cell))  # by cell, then nearest the centre, then oldest
+    _, first = np.unique(cell[order], return_index=True)
+    winners = order[first]
+    holder = np.full(rows * cols, -1, dtype=np.int64)  # cell -> index of the particle holding it
+    holder[cell[winners]] = winners
+    lost = np.setdiff1d(np.arange(len(ids)), winners, assume_unique=True)
+    if len(lost):
+        _place_losers(holder, lost, xs, ys, cx, cy, ids, rows, cols)
+    occupied = np.flatnonzero(holder >= 0)
+    keep = holder[occupied]
+    ids, xs, ys = ids[keep], xs[keep], ys[keep]  # a placed loser keeps its true position
+    held = np.full(rows * cols, -1, dtype=np.int64)
+    held[occupied] = ids
+    empty = np.flatnonzero(held < 0)
+    newborn = np.arange(count, count + len(empty), dtype=np.int64)
+    held[empty] = newborn
+    ids = np.concatenate([ids, newborn])
+    xs = np.concatenate([xs, (empty % cols).astype(np.float64)])
+    ys = np.concatenate([ys, (empty // cols).astype(np.float64)])
+    return held.reshape(rows, cols), ids, xs, ys, count + len(empty)
+
+
+# Particle values are drawn in blocks of this many ids, each block from its own generator seeded by (seed, block):
+# a particle's values depend on the seed and its id only, so a segment draws just the blocks its particles are in
+# and gets the values one carry over the whole clip would give them.
+VALUE_BLOCK = 4096
+
+
+def _block_seed(seed: int, block: int) -> int:
+    state = np.random.SeedSequence([seed, block]).generate_state(2, np.uint32)
+    return int(state[0]) | (int(state[1]) << 32)
+
+
+def particle_values(ids: np.ndarray, width: int, seed: int) -> torch.Tensor:
+    """[len(ids), width] standard-normal values of the particles `ids` (any shape, flattened), from `seed`."""
+    flat = np.asarray(ids, dtype=np.int64).ravel()
+    blocks, where = np.unique(flat // VALUE_BLOCK, return_inverse=True)
+    table = torch.cat([torch.randn((VALUE_BLOCK, width), generator=torch.Generator().manual_seed(
+        _block_seed(seed, int(block)))) for block in blocks])
+    return table[torch.from_numpy(where * VALUE_BLOCK + flat % VALUE_BLOCK)]
 
 
 def carried_noise(carried: CarriedCells, channels: int, seed: int, cell: int = 1) -> torch.Tensor:
-    """Noise [T, channels, rows * cell, cols * cell]: each particle's `channels * cell * cell` values, drawn
-    from `seed`, put in its cell of every frame it holds one."""
-    values = _draw(carried.count, channels * cell * cell, seed)
+    """Noise [T, channels, rows * cell, cols * cell]: each particle's `channels * cell * cell` values (drawn from
+    `seed` by its id: particle_values), put in its cell of every frame it holds one."""
     frames, rows, cols = carried.particles.shape
-    per_cell = values[torch.from_numpy(carried.particles)]  # [T, rows, cols, channels * cell * cell]
+    per_cell = particle_values(carried.particles, channels * cell * cell, seed)
     per_cell = per_cell.reshape(frames, rows, cols, channels, cell, cell)
     return per_cell.permute(0, 3, 1, 4, 2, 5).reshape(frames, channels, rows * cell, cols * cell).contiguous()
 
 
 def still_cells(frames: int, rows: int, cols: int) -> CarriedCells:
     """Every cell keeps its particle in every frame: carried cells of a clip that never moves."""
-    ids = np.arange(rows * cols, dtype=np.int64).reshape(1, rows, cols)
-    return CarriedCells(np.repeat(ids, frames, axis=0), rows * cols)
+    ids = np.arange(rows * cols, dtype=np.int64)
+    grid_y, grid_x = np.mgrid[0:rows, 0:cols]
+    return CarriedCells(np.repeat(ids.reshape(1, rows, cols), frames, axis=0), rows * cols,
+                        end=(ids, grid_x.ravel().astype(np.float64), grid_y.ravel().astype(np.float64)))
 
 
 def diptych_noise(mode: str, frames: int, channels: int, height: int, width: int, seed: int,

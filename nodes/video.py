@@ -41,10 +41,13 @@ def check_frames(frames: torch.Tensor, what: str = "the frames") -> None:
 
 class VideoNoise:
     """A ComfyUI NOISE (what SamplerCustomAdvanced calls): `seed` and `generate_noise(latent)` for the whole
-    clip's diptych latents, one per frame."""
+    clip's diptych latents, one per frame. `frames_before`: the frames of earlier segments, for a clip edited in
+    segments (independent noise draws each segment from its own seed)."""
 
-    def __init__(self, mode: str, seed: int, layout: dip.DiptychLayout, carried: vn.CarriedCells | None, cell: int):
+    def __init__(self, mode: str, seed: int, layout: dip.DiptychLayout, carried: vn.CarriedCells | None, cell: int,
+                 frames_before: int = 0):
         self.mode, self.seed, self.layout, self.carried, self.cell = mode, seed, layout, carried, cell
+        self.frames_before = frames_before
 
     def _check(self, samples: torch.Tensor) -> None:
         frames, _, height, width = samples.shape
@@ -61,7 +64,8 @@ class VideoNoise:
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
         if self.mode == vn.INDEPENDENT:  # exactly what KSampler and RandomNoise draw for this batch
-            return comfy.sample.prepare_noise(samples, self.seed, input_latent.get("batch_index"))
+            seed = (self.seed + self.frames_before) % SEED_LIMIT  # a later segment: its own draw, not the first's
+            return comfy.sample.prepare_noise(samples, seed, input_latent.get("batch_index"))
         self._check(samples)
         frames, channels, height, width = samples.shape
         noise = vn.diptych_noise(self.mode, frames, channels, height, width, self.seed, carried=self.carried,
@@ -69,18 +73,46 @@ class VideoNoise:
         return noise.to(dtype=samples.dtype)
 
 
-def carry_along_source(layout: dip.DiptychLayout, cell: int) -> vn.CarriedCells:
-    """Noise particles carried along the source frames' Farneback flow, at the panel's latent cell grid."""
+def _carry_grid(layout: dip.DiptychLayout, cell: int) -> tuple[int, int]:
     block = LATENT_SCALE * cell
     if layout.panel_height % block or layout.panel_width % block:
         raise ValueError(f"the panels are {layout.panel_width}x{layout.panel_height}; carrying noise on "
                          f"{cell}x{cell} latent cells needs multiples of {block} pixels")
-    rows, cols = layout.panel_height // block, layout.panel_width // block
-    if layout.batch_size == 1:
-        return vn.still_cells(1, rows, cols)
-    panels = dip.source_panels(layout)  # the frames as the diptych shows them, so flows and latents line up
-    cell_flows = np.stack([optical_flow.block_mean(flow, block) for flow in optical_flow.forward_flows(panels)])
-    return vn.carry_cells(cell_flows, rows, cols)
+    return layout.panel_height // block, layout.panel_width // block
+
+
+def carry_along_source(layout: dip.DiptychLayout, cell: int, start: vn.CarryState | None = None,
+                       frames_before: int = 0) -> tuple[vn.CarriedCells, vn.CarryState]:
+    """Noise particles carried along the source frames' Farneback flow, at the panel's latent cell grid (continuing
+    from `start`, the state the previous segment ended in), and the state after the last frame."""
+    rows, cols = _carry_grid(layout, cell)
+    block = LATENT_SCALE * cell
+    planes = optical_flow.frame_planes(dip.source_panels(layout))  # the frames as the diptych shows them
+    if start is not None:
+        start.check_continues(rows, cols, cell, planes.shape[1:])
+        planes_in = np.concatenate([start.last_planes[None], planes])
+    else:
+        planes_in = planes
+    if len(planes_in) == 1:
+        carried = vn.still_cells(1, rows, cols)
+    else:
+        flows = optical_flow.flows_from_planes(planes_in)
+        carried = vn.carry_cells(np.stack([optical_flow.block_mean(flow, block) for flow in flows]), rows, cols,
+                                 start=start)
+    return carried, carried.state(frames_before, cell, planes[-1])
+
+
+def _read_carry(carry_in: str) -> tuple[vn.CarryState | None, bool]:
+    """carry_in -> (the state to continue from, whether to report the state after this segment)."""
+    text = (carry_in or "").strip()
+    if not text:
+        return None, False
+    if text == CARRY_START:
+        return None, True
+    return vn.CarryState.from_text(text), True
+
+
+CARRY_START = "start"  # carry_in of a segmented clip's first segment: nothing to continue, but report the state
 
 
 class ICEditVideoNoise(ICEditNode):
@@ -109,23 +141,46 @@ class ICEditVideoNoise(ICEditNode):
                                tooltip="flow mode: move noise per latent pixel (8x8 image pixels, follows motion "
                                        "most closely) or per Flux token patch (2x2 latent pixels, 16x16 image "
                                        "pixels, each token's noise kept whole)."),
+                io.String.Input("carry_in", default="", optional=True,
+                                tooltip="Leave empty for a whole clip. For a long clip edited in segments (the "
+                                        "runner's --video does this): 'start' on the first segment, then the state "
+                                        "the previous segment's noise reported, so the noise goes on across "
+                                        "segments exactly as in one clip."),
             ],
             outputs=[io.Noise.Output(tooltip="Noise for the clip's diptych latents, one per frame.")],
         )
 
     @classmethod
-    def execute(cls, layout, mode, noise_seed, carry) -> io.NodeOutput:
+    def execute(cls, layout, mode, noise_seed, carry, carry_in="") -> io.NodeOutput:
         layout = editors.require_diptych(layout, "ICEdit Video Noise")  # other editors' video: issue 19, item 4
         cell = vn.CARRY_GRIDS[carry]
+        start, report_carry = _read_carry(carry_in)
+        frames_before = start.frames if start else 0
+        segment = (f" (frames {frames_before + 1}-{frames_before + layout.batch_size} of a clip in segments)"
+                   if report_carry else "")
         if mode != vn.FLOW:
-            return io.NodeOutput(VideoNoise(mode, noise_seed, layout, None, cell),
-                                 ui=ui.PreviewText(f"{mode} noise for {layout.batch_size} frame(s)."))
-        carried = carry_along_source(layout, cell)
-        fresh = carried.fresh_fraction()
-        note = (f"flow noise for {layout.batch_size} frame(s), carried on {carry}: on average "
-                f"{np.mean(fresh) * 100:.0f} % of each frame's cells got fresh noise (revealed or entering), "
-                f"at most {max(fresh) * 100:.0f} %." if fresh else "flow noise for a single frame: nothing to carry.")
-        return io.NodeOutput(VideoNoise(mode, noise_seed, layout, carried, cell), ui=ui.PreviewText(note))
+            rows, cols = _carry_grid(layout, cell)
+            if start is not None:
+                start.check_continues(rows, cols, cell, (3, layout.panel_height, layout.panel_width))
+            noise = VideoNoise(mode, noise_seed, layout, None, cell, frames_before)
+            state = vn.still_cells(layout.batch_size, rows, cols).state(
+                frames_before, cell, np.zeros((3, layout.panel_height, layout.panel_width), dtype=np.uint8))
+            note = f"{mode} noise for {layout.batch_size} frame(s){segment}."
+        else:
+            carried, state = carry_along_source(layout, cell, start, frames_before)
+            fresh = carried.fresh_fraction()
+            note = (f"flow noise for {layout.batch_size} frame(s){segment}, carried on {carry}: on average "
+                    f"{np.mean(fresh) * 100:.0f} % of each frame's cells got fresh noise (revealed or entering), "
+                    f"at most {max(fresh) * 100:.0f} %." if fresh else
+                    f"flow noise for a single frame{segment}: nothing to carry.")
+            noise = VideoNoise(mode, noise_seed, layout, carried, cell, frames_before)
+        ui_out = ui.PreviewText(note).as_dict()
+        if report_carry:
+            ui_out[CARRY_UI_KEY] = [state.to_text()]
+        return io.NodeOutput(noise, ui=ui_out)
+
+
+CARRY_UI_KEY = "icedit_carry"  # where a segment's noise reports its end state (the runner reads it from history)
 
 
 # -- chunked sampling -------------------------------------------------------------------------------------------

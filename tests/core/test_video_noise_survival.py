@@ -107,6 +107,31 @@ def test_textured_pan_with_farneback_flow_keeps_what_stays_visible(farneback_flo
     assert_unique_per_frame(carried)
 
 
+# -- a clip in segments --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cut", [1, 5, FRAMES - 1])
+def test_two_segments_carry_exactly_the_noise_of_one_clip(cut):
+    """The flow between two frames reads those two frames only, the particles' state after one segment starts the
+    next (through its text form, as it travels between prompts), and a particle's values depend on its id: the
+    noise of frames 0 .. cut - 1 and cut .. end, carried apart, is that of one carry, bit for bit."""
+    pytest.importorskip("cv2", reason="needs OpenCV (opencv-python-headless)")
+    planes = optical_flow.frame_planes(textured_pan())
+
+    def cells(flows):
+        return np.stack([optical_flow.block_mean(flow, 8) for flow in flows]) if len(flows) else \
+            np.zeros((0, ROWS, COLS, 2))
+
+    whole = vn.carry_cells(cells(optical_flow.flows_from_planes(planes)), ROWS, COLS)
+    first = vn.carry_cells(cells(optical_flow.flows_from_planes(planes[:cut])), ROWS, COLS)
+    state = vn.CarryState.from_text(first.state(0, 1, planes[cut - 1]).to_text())
+    second = vn.carry_cells(cells(optical_flow.flows_from_planes(planes[cut - 1:])), ROWS, COLS, start=state)
+    assert state.frames == cut and second.count == whole.count
+    assert np.array_equal(np.concatenate([first.particles, second.particles]), whole.particles)
+    noise = [vn.diptych_noise(vn.FLOW, len(c.particles), 16, ROWS, 2 * COLS, 7, carried=c)
+             for c in (whole, first, second)]
+    assert torch.equal(torch.cat(noise[1:]), noise[0])
+    assert second.fresh_fraction() == whole.fresh_fraction()[cut - 1:]
+
+
 # -- invariants ----------------------------------------------------------------------------------------------------
 def test_a_loser_with_no_empty_cell_within_reach_is_dropped():
     """Four cells move 4 right onto four still ones (a motion edge the median keeps): two losers find empty cells

@@ -32,7 +32,8 @@ from comfyui_icedit.icedit_core import video_noise as vn
 from comfyui_icedit.nodes import edit_path
 from comfyui_icedit.nodes.edit import (ICEditDiptych, ICEditFillConditioning, ICEditModelSamplingFlux,
                                        ICEditPromptEncode)
-from comfyui_icedit.nodes.video import (ICEditVideoConsistency, ICEditVideoNoise, ICEditVideoSampler,
+from comfyui_icedit.nodes.video import (CARRY_START, CARRY_UI_KEY, ICEditVideoConsistency, ICEditVideoNoise,
+                                        ICEditVideoSampler,
                                         guider_for_frames)
 
 FRAMES, SIZE, STEP = 12, 64, 8  # the clip: 12 frames of 64x64, moving 8 px (one latent pixel) right per frame
@@ -42,7 +43,8 @@ SEED = 20240611
 
 
 def ui_text(output) -> str:
-    return output.ui.as_dict()["text"][0]
+    shown = output.ui if isinstance(output.ui, dict) else output.ui.as_dict()
+    return shown["text"][0]
 
 
 def zero_latent(shape=LATENT_SHAPE) -> dict:
@@ -167,6 +169,52 @@ def test_flow_noise_on_a_still_clip_is_exactly_the_shared_noise(decoded_clip):
                        vn.diptych_noise(vn.SHARED, FRAMES, 16, 8, 16, SEED))
 
 
+# -- a clip in segments --------------------------------------------------------------------------------------------
+SEGMENTS = ((0, 5), (5, 6), (6, FRAMES))  # one of them a single frame
+
+
+def segment_noise(clip: torch.Tensor, mode: str, segments=SEGMENTS) -> tuple[list[torch.Tensor], list[str]]:
+    """Each segment's noise, the node given the carry state the previous segment reported (the runner's way)."""
+    pieces, carry, notes = [], CARRY_START, []
+    for start, stop in segments:
+        _, _, layout = ICEditDiptych.execute(clip[start:stop], PANEL).result
+        output = ICEditVideoNoise.execute(layout, mode, SEED, vn.LATENT_PIXEL, carry)
+        pieces.append(output.result[0].generate_noise(zero_latent((stop - start, *LATENT_SHAPE[1:]))))
+        carry = output.ui[CARRY_UI_KEY][0]
+        notes.append(ui_text(output))
+    return pieces, notes
+
+
+@pytest.mark.parametrize("mode", [vn.FLOW, vn.SHARED])
+def test_a_clip_in_segments_gets_exactly_the_noise_of_one_clip(decoded_clip, flow_noise, clip_layout, mode):
+    whole = flow_noise if mode == vn.FLOW else ICEditVideoNoise.execute(
+        clip_layout, mode, SEED, vn.LATENT_PIXEL).result[0].generate_noise(zero_latent())
+    pieces, notes = segment_noise(decoded_clip, mode)
+    assert torch.equal(torch.cat(pieces), whole)
+    assert "frames 6-6 of a clip in segments" in notes[1]
+
+
+def test_independent_noise_in_segments_draws_each_segment_anew(decoded_clip):
+    pieces, _ = segment_noise(decoded_clip, vn.INDEPENDENT, ((0, 4), (4, 8)))
+    assert float((pieces[1] == pieces[0]).float().mean()) < 1e-3  # not the first segment's draw again
+
+
+def test_a_whole_clip_reports_no_carry_state(flow_output):
+    assert CARRY_UI_KEY not in flow_output.ui
+
+
+def test_a_carry_state_of_another_layout_or_no_state_at_all_is_refused(decoded_clip):
+    _, _, layout = ICEditDiptych.execute(decoded_clip[:3], PANEL).result
+    carry = ICEditVideoNoise.execute(layout, vn.FLOW, SEED, vn.LATENT_PIXEL, CARRY_START).ui[CARRY_UI_KEY][0]
+    _, _, wider = ICEditDiptych.execute(decoded_clip[3:5], 2 * PANEL).result
+    with pytest.raises(ValueError, match="every segment of a clip must be laid out alike"):
+        ICEditVideoNoise.execute(wider, vn.FLOW, SEED, vn.LATENT_PIXEL, carry)
+    with pytest.raises(ValueError, match="not one ICEdit Video Noise reported"):
+        ICEditVideoNoise.execute(layout, vn.FLOW, SEED, vn.LATENT_PIXEL, "frames 1-3")
+    with pytest.raises(ValueError, match="the carry state is damaged"):
+        ICEditVideoNoise.execute(layout, vn.FLOW, SEED, vn.LATENT_PIXEL, carry[:-40])
+
+
 # -- every mode is standard normal --------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", list(vn.MODES))
 def test_each_frames_noise_is_standard_normal(clip_layout, flow_noise, mode):
@@ -183,7 +231,8 @@ def test_each_frames_noise_is_standard_normal(clip_layout, flow_noise, mode):
         assert abs(float(values.std()) - 1) < 5 / (2 * n) ** 0.5, (mode, t)
         assert scipy.stats.kstest(values.numpy(), "norm").pvalue > 1e-4, (mode, t)
         if mode == vn.FLOW:  # each cell holds its own particle, both panels drawn apart: no value twice
-            assert torch.unique(frame).numel() == frame.numel(), t
+            # (but by chance: 2048 float32 normals tie about once in 20 draws, so two ties are allowed)
+            assert torch.unique(frame).numel() >= frame.numel() - 2, t
 
 
 def test_independent_noise_is_comfyuis_random_noise(clip_layout):
