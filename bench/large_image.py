@@ -127,6 +127,14 @@ def start_server(folder: str, steady: bool) -> tuple[subprocess.Popen, str]:
     raise SystemExit("ComfyUI did not answer within 300 s")
 
 
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(30)
+    if server.poll() is None:
+        server.kill()
+
+
 def run_cli(url: str, image: str, output: str, steps: int) -> None:
     """The runner as a user runs it (what scripts/icedit execs), against the running server."""
     command = [sys.executable, "-m", "comfyui_icedit.runner.run_icedit", "--edit", image, "make it snowy",
@@ -153,11 +161,7 @@ def measure_server(big: str, small: str, steps: int, steady: bool) -> dict:
         with Image.open(edited) as image:
             edited_size = list(image.size)
     finally:
-        server.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(30)
-        if server.poll() is None:
-            server.kill()
+        stop_server(server)
         shutil.rmtree(folder, ignore_errors=True)
     return {"baseline_rss_gb": gb(baseline), "peak_rss_gb": gb(peak), "peak_above_baseline_gb": gb(peak - baseline),
             "kept_above_baseline_gb": gb(kept - baseline), "edited_size": edited_size,

@@ -306,7 +306,53 @@ COMPOUND = Overlay(  # on MULTITURN
     links=((33, 0, 30, "instructions"), (17, 0, 30, "judge")),
 )
 
-VIDEO = Overlay(  # LoadVideo -> frames -> the ICEdit path over every frame -> CreateVideo (fps, sound) -> SaveVideo
+Feed = tuple[int, int]  # (node id, output slot): what feeds an input
+
+
+def video_overlay(readme: str, *, editor: int, editor_input: str, model: Feed, positive: Feed, layout: Feed,
+                  latent: Feed, steps: int, edit: dict) -> Overlay:
+    """An image workflow turned into a clip's: LoadVideo -> Get Video Components -> the frames into `editor`'s
+    `editor_input` as one batch -> ICEdit Video Noise (flow) + BasicGuider + KSamplerSelect + BasicScheduler ->
+    ICEdit Video Sampler (in KSampler's place, id 10) -> ... -> Create Video (the source's fps and sound) -> Save
+    Video, and ICEdit Video Consistency. `model`, `positive`, `layout`, `latent`: (node, output) of what feeds them;
+    the guider's nodes follow `editor`."""
+    return Overlay(
+        readme=readme,
+        replace=(
+            Node(1, "LoadVideo", (20, 40), (320, 360), ("icedit_example.mp4", "image"), "Source video"),
+            Node(10, "ICEditVideoSampler", (1120, 400), (300, 160), (4,)),
+        ),
+        insert_after={
+            1: (Node(40, "GetVideoComponents", (20, 440), (240, 90)),),
+            positive[0]: (
+                Node(41, "BasicGuider", (1120, 40), (240, 50)),
+                Node(42, "KSamplerSelect", (1120, 130), (240, 60), ("euler",)),
+                Node(43, "BasicScheduler", (1120, 230), (240, 110), ("simple", steps, 1.0)),
+                Node(44, "ICEditVideoNoise", (760, 400), (320, 180), ("flow", 42, "fixed", "latent pixels", "")),
+            ),
+            12: (
+                Node(46, "CreateVideo", (1800, 40), (260, 80), (30.0,)),
+                Node(47, "SaveVideo", (1800, 180), (360, 400), ("ICEdit/edited", "auto", "auto"),
+                     "Save edited video"),
+                Node(48, "ICEditVideoConsistency", (1500, 300), (260, 120)),
+            ),
+        },
+        remove=frozenset({13, 14}),  # the image savers: Create Video and Save Video take their place
+        edit=edit,
+        reroute={
+            (editor, editor_input): ((1, 0, 40, "video"), (40, 0, editor, editor_input)),
+            (10, "model"): ((*model, 41, "model"), (*model, 43, "model")),
+            (10, "positive"): ((*positive, 41, "conditioning"),),
+            (10, "negative"): (),  # BasicGuider: both editors sample at cfg 1, the zeroed negative is never used
+            (10, "latent_image"): ((*layout, 44, "layout"), (44, 0, 10, "noise"), (41, 0, 10, "guider"),
+                                   (42, 0, 10, "sampler"), (43, 0, 10, "sigmas"), (*latent, 10, "latent_image")),
+        },
+        links=((12, 0, 46, "images"), (40, 1, 46, "audio"), (40, 2, 46, "fps"), (46, 0, 47, "video"),
+               (40, 0, 48, "source"), (12, 0, 48, "edited")),
+    )
+
+
+VIDEO = video_overlay(  # the ICEdit path over every frame
     readme="## ICEdit — edit a video\n\nEvery frame of the clip is edited as one ICEdit diptych with the same "
     "instruction. **ICEdit Video Noise** (flow) moves the starting noise with the source's motion, so the edit "
     "flickers less than with a new draw per frame; **ICEdit Video Sampler** samples `frames_per_batch` diptychs at "
@@ -314,40 +360,14 @@ VIDEO = Overlay(  # LoadVideo -> frames -> the ICEdit path over every frame -> C
     "beside the source's own.\n\nTime and memory grow with the frame count: each frame costs what one image edit "
     "costs (28 steps at panel width 512; see the README's Speed section). The GPU holds frames_per_batch diptychs "
     "at a time: lower it if memory runs out (the result stays the same up to float rounding). RAM holds every "
-    "frame a few times over as float32 (source, diptych, edit: a 720p frame is 11 MB each). "
+    "frame a few times over as float32 (source, diptych, edit: a 720p frame is 11 MB each): for a long clip use "
+    "the runner (`scripts/icedit --video clip.mp4 \"make it snowy\"`), which edits it in segments with the noise "
+    "carried across them. "
     "Flow noise and the flicker number need opencv-python-headless.\n\n"
     + MODEL_FILES_SECTION,
-    replace=(
-        Node(1, "LoadVideo", (20, 40), (320, 360), ("icedit_example.mp4", "image"), "Source video"),
-        Node(10, "ICEditVideoSampler", (1120, 400), (300, 160), (4,)),
-    ),
-    insert_after={
-        1: (Node(40, "GetVideoComponents", (20, 440), (240, 90)),),
-        9: (
-            Node(41, "BasicGuider", (1120, 40), (240, 50)),
-            Node(42, "KSamplerSelect", (1120, 130), (240, 60), ("euler",)),
-            Node(43, "BasicScheduler", (1120, 230), (240, 110), ("simple", 28, 1.0)),
-            Node(44, "ICEditVideoNoise", (760, 400), (320, 150), ("flow", 42, "fixed", "latent pixels")),
-        ),
-        12: (
-            Node(46, "CreateVideo", (1800, 40), (260, 80), (30.0,)),
-            Node(47, "SaveVideo", (1800, 180), (360, 400), ("ICEdit/edited", "auto", "auto"), "Save edited video"),
-            Node(48, "ICEditVideoConsistency", (1500, 300), (260, 120)),
-        ),
-    },
-    remove=frozenset({13, 14}),  # the image savers: Create Video and Save Video take their place
+    editor=2, editor_input="image", model=(5, 0), positive=(9, 0), layout=(2, 2), latent=(9, 2), steps=28,
     edit={3: {"pos": (20, 580)}, 4: {"pos": (380, 580)}, 6: {"pos": (20, 710)}, 7: {"pos": (380, 180)},
           8: {"pos": (20, 880)}, 15: {"pos": (380, 720), "size": (640, 380)}},
-    reroute={
-        (2, "image"): ((1, 0, 40, "video"), (40, 0, 2, "image")),
-        (10, "model"): ((5, 0, 41, "model"), (5, 0, 43, "model")),
-        (10, "positive"): ((9, 0, 41, "conditioning"),),
-        (10, "negative"): (),  # BasicGuider: ICEdit samples at cfg 1, the zeroed negative is never used
-        (10, "latent_image"): ((2, 2, 44, "layout"), (44, 0, 10, "noise"), (41, 0, 10, "guider"),
-                               (42, 0, 10, "sampler"), (43, 0, 10, "sigmas"), (9, 2, 10, "latent_image")),
-    },
-    links=((12, 0, 46, "images"), (40, 1, 46, "audio"), (40, 2, 46, "fps"), (46, 0, 47, "video"),
-           (40, 0, 48, "source"), (12, 0, 48, "edited")),
 )
 
 KONTEXT = Workflow(  # FLUX.1 Kontext [dev]: the whole image, ComfyUI's own Kontext graph in one encode node
@@ -385,6 +405,22 @@ KONTEXT = Workflow(  # FLUX.1 Kontext [dev]: the whole image, ComfyUI's own Kont
     "and hands the layout on, so **ICEdit Crop** scales the edit back to the source's size.\n\n" + MODEL_FILES_SECTION
     + "\nFLUX.1 Kontext [dev] loads with the same text encoders and VAE as FLUX.1 Fill; 20 steps, euler/simple, "
     "cfg 1, guidance 2.5.",
+)
+
+KONTEXT_VIDEO = video_overlay(  # on KONTEXT: FLUX.1 Kontext over every frame
+    readme="## FLUX.1 Kontext — edit a video\n\nEvery frame of the clip is edited by FLUX.1 Kontext [dev] with the "
+    "same instruction: **ICEdit Kontext Encode** takes the frames as one batch (each frame its own reference "
+    "latent), **ICEdit Video Noise** (flow) moves the starting noise with the source's motion, so the edit "
+    "flickers less than with a new draw per frame, and **ICEdit Video Sampler** samples `frames_per_batch` frames "
+    "at a time, each with its own reference. Create Video keeps the source's frame rate and sound; **ICEdit Video "
+    "Consistency** reports the flicker beside the source's own.\n\nEach frame costs one Kontext edit (20 steps, "
+    "euler/simple, cfg 1, guidance 2.5). RAM holds every frame a few times over: for a long clip use the runner "
+    "(`scripts/icedit --workflow kontext_video --video clip.mp4 \"make it snowy\"`), which edits it in segments "
+    "with the noise carried across them. Flow noise and the flicker number need opencv-python-headless.\n\n"
+    + MODEL_FILES_SECTION,
+    editor=50, editor_input="image", model=(3, 0), positive=(50, 0), layout=(50, 3), latent=(50, 2), steps=20,
+    edit={3: {"pos": (20, 580)}, 6: {"pos": (20, 710)}, 8: {"pos": (20, 880)},
+          15: {"pos": (380, 720), "size": (640, 380)}},
 )
 
 KONTEXT_EARLY_FILTER = Overlay(  # on KONTEXT
@@ -513,6 +549,7 @@ WORKFLOWS = {  # variant: (workflow, overlays applied in turn); append new ones,
     "kontext_region": (KONTEXT, (KONTEXT_REGION,)),
     "kontext_compound": (MULTITURN, (COMPOUND, KONTEXT_TURNS)),
     "qwen_image_edit_early_filter": (QWEN_IMAGE_EDIT_EARLY_FILTER, ()),
+    "kontext_video": (KONTEXT, (KONTEXT_VIDEO,)),
 }
 VARIANTS = list(WORKFLOWS)
 
@@ -611,6 +648,7 @@ SETTABLE_INPUTS = {
     "early_steps": (("ICEditEarlyFilterSampler", "early_steps"),),
     "video_noise": (("ICEditVideoNoise", "mode"),),
     "frames_per_batch": (("ICEditVideoSampler", "frames_per_batch"),),
+    "video_carry": (("ICEditVideoNoise", "carry_in"),),
 }
 
 

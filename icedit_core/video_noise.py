@@ -290,22 +290,31 @@ def still_cells(frames: int, rows: int, cols: int) -> CarriedCells:
 def diptych_noise(mode: str, frames: int, channels: int, height: int, width: int, seed: int,
                   carried: CarriedCells | None = None, cell: int = 1) -> torch.Tensor:
     """Noise [frames, channels, height, width] for diptych latents (two panels side by side: `width` is two
-    panels) in the modes `shared` (one draw for all frames) and `flow` (carried along `carried`, the particles of
-    one panel at the `cell` grid). Both panels show the same scene, so both carry along the same flow; their values
-    are drawn apart, so no two elements of a frame share a value."""
-    if width % 2:
-        raise ValueError(f"a diptych latent is two panels wide; width {width} is odd")
+    panels): latent_noise with two panels."""
+    return latent_noise(mode, frames, channels, height, width, seed, carried, cell, panels=2)
+
+
+def latent_noise(mode: str, frames: int, channels: int, height: int, width: int, seed: int,
+                 carried: CarriedCells | None = None, cell: int = 1, panels: int = 1) -> torch.Tensor:
+    """Noise [frames, channels, height, width] for latents of `panels` panels side by side (1: a whole image, as
+    FLUX.1 Kontext and Qwen-Image-Edit edit a frame; 2: ICEdit's diptych) in the modes `shared` (one draw for all
+    frames) and `flow` (carried along `carried`, the particles of one panel at the `cell` grid). The panels of a
+    diptych show the same scene, so they carry along the same flow; their values are drawn apart, so no two
+    elements of a frame share a value."""
+    if panels < 1 or width % panels:
+        raise ValueError(f"a latent of {panels} panel(s) side by side cannot be {width} wide")
+    panel = width // panels
     if mode == SHARED:
-        carried, cell = still_cells(frames, height, width // 2), 1
+        carried, cell = still_cells(frames, height, panel), 1
     elif mode == FLOW:
         if carried is None:
             raise ValueError("flow noise needs the particles carried along the source's flow")
-        expected = (frames, height // cell, width // 2 // cell)
-        if carried.particles.shape != expected or height % cell or (width // 2) % cell:
+        expected = (frames, height // cell, panel // cell)
+        if carried.particles.shape != expected or height % cell or panel % cell:
             raise ValueError(f"the carried cells are {carried.particles.shape} (frames, rows, columns), but a "
-                             f"{width // 2}x{height} latent panel of {frames} frames on {cell}x{cell} cells needs "
+                             f"{panel}x{height} latent panel of {frames} frames on {cell}x{cell} cells needs "
                              f"{expected}")
     else:
-        raise ValueError(f"mode {mode!r}: diptych_noise makes {SHARED!r} and {FLOW!r} noise")
-    both = carried_noise(carried, 2 * channels, seed, cell)
-    return torch.cat([both[:, :channels], both[:, channels:]], dim=3)
+        raise ValueError(f"mode {mode!r}: latent_noise makes {SHARED!r} and {FLOW!r} noise")
+    every = carried_noise(carried, panels * channels, seed, cell)
+    return torch.cat([every[:, index * channels:(index + 1) * channels] for index in range(panels)], dim=3)

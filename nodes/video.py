@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass
 
 import comfy.model_management
 import comfy.sample
@@ -39,55 +40,92 @@ def check_frames(frames: torch.Tensor, what: str = "the frames") -> None:
                          "could be decoded")
 
 
+@dataclass(frozen=True)
+class NoisePanels:
+    """What the noise needs of a clip's layout, for any editor: the size of the panel a latent shows (ICEdit: a
+    diptych's half; FLUX.1 Kontext and Qwen-Image-Edit: the whole frame at the editor's working size), how many
+    panels a latent holds side by side, and the frames the flow is measured on, at panel size."""
+
+    panel_width: int
+    panel_height: int
+    panels: int
+    batch_size: int
+    description: str
+    frame: editors.Frame
+
+    @classmethod
+    def of(cls, frame: editors.Frame) -> NoisePanels:
+        if isinstance(frame, dip.DiptychLayout):
+            return cls(frame.panel_width, frame.panel_height, 2, frame.batch_size, frame.describe(), frame)
+        return cls(frame.working_width, frame.working_height, 1, frame.batch_size, frame.describe(), frame)
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        """(height, width) of one frame's latent, in latent pixels."""
+        return self.panel_height // LATENT_SCALE, self.panels * self.panel_width // LATENT_SCALE
+
+    def sources(self) -> torch.Tensor:
+        """The frames as the latent's panel shows them: [T, h, w, 3] at panel size."""
+        if isinstance(self.frame, dip.DiptychLayout):
+            return dip.source_panels(self.frame)
+        return dip.resize_images(self.frame.sources, self.panel_width, self.panel_height)
+
+
 class VideoNoise:
     """A ComfyUI NOISE (what SamplerCustomAdvanced calls): `seed` and `generate_noise(latent)` for the whole
-    clip's diptych latents, one per frame. `frames_before`: the frames of earlier segments, for a clip edited in
-    segments (independent noise draws each segment from its own seed)."""
+    clip's latents, one per frame (diptychs, or whole frames: `panels`). `frames_before`: the frames of earlier
+    segments, for a clip edited in segments (independent noise draws each segment from its own seed)."""
 
-    def __init__(self, mode: str, seed: int, layout: dip.DiptychLayout, carried: vn.CarriedCells | None, cell: int,
+    def __init__(self, mode: str, seed: int, panels: NoisePanels, carried: vn.CarriedCells | None, cell: int,
                  frames_before: int = 0):
-        self.mode, self.seed, self.layout, self.carried, self.cell = mode, seed, layout, carried, cell
+        self.mode, self.seed, self.panels, self.carried, self.cell = mode, seed, panels, carried, cell
         self.frames_before = frames_before
 
     def _check(self, samples: torch.Tensor) -> None:
         frames, _, height, width = samples.shape
-        layout = self.layout
-        expected = (layout.diptych_height // LATENT_SCALE, layout.diptych_width // LATENT_SCALE)
+        expected = self.panels.latent_size
+        what = "diptychs" if self.panels.panels == 2 else "frames"
         if (height, width) != expected:
             raise ValueError(f"the latent is {width}x{height} (latent pixels), but the noise's layout describes "
-                             f"{layout.describe()}, whose latent is {expected[1]}x{expected[0]}. Give ICEdit Video "
-                             "Noise the layout of the diptychs this latent was encoded from.")
-        if frames != layout.batch_size:
-            raise ValueError(f"the latent holds {frames} diptychs, but the noise's layout holds {layout.batch_size} "
-                             "frames; both must come from the same ICEdit Diptych")
+                             f"{self.panels.description}, whose latent is {expected[1]}x{expected[0]}. Give ICEdit "
+                             f"Video Noise the layout of the {what} this latent was encoded from.")
+        if frames != self.panels.batch_size:
+            raise ValueError(f"the latent holds {frames} {what}, but the noise's layout holds "
+                             f"{self.panels.batch_size} frames; both must come from the same source frames")
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
         if self.mode == vn.INDEPENDENT:  # exactly what KSampler and RandomNoise draw for this batch
             seed = (self.seed + self.frames_before) % SEED_LIMIT  # a later segment: its own draw, not the first's
             return comfy.sample.prepare_noise(samples, seed, input_latent.get("batch_index"))
-        self._check(samples)
-        frames, channels, height, width = samples.shape
-        noise = vn.diptych_noise(self.mode, frames, channels, height, width, self.seed, carried=self.carried,
-                                 cell=self.cell)
-        return noise.to(dtype=samples.dtype)
+        # Qwen-Image's latents have a time axis of one frame ([T, C, 1, H, W]): the noise is made without it.
+        timed = samples.ndim == 5 and samples.shape[2] == 1
+        plain = samples[:, :, 0] if timed else samples
+        if plain.ndim != 4:
+            raise ValueError(f"the latent has shape {tuple(samples.shape)}; ICEdit Video Noise takes one image "
+                             "latent per frame ([frames, channels, height, width])")
+        self._check(plain)
+        frames, channels, height, width = plain.shape
+        noise = vn.latent_noise(self.mode, frames, channels, height, width, self.seed, carried=self.carried,
+                                cell=self.cell, panels=self.panels.panels)
+        return (noise.unsqueeze(2) if timed else noise).to(dtype=samples.dtype)
 
 
-def _carry_grid(layout: dip.DiptychLayout, cell: int) -> tuple[int, int]:
+def _carry_grid(panels: NoisePanels, cell: int) -> tuple[int, int]:
     block = LATENT_SCALE * cell
-    if layout.panel_height % block or layout.panel_width % block:
-        raise ValueError(f"the panels are {layout.panel_width}x{layout.panel_height}; carrying noise on "
+    if panels.panel_height % block or panels.panel_width % block:
+        raise ValueError(f"the panels are {panels.panel_width}x{panels.panel_height}; carrying noise on "
                          f"{cell}x{cell} latent cells needs multiples of {block} pixels")
-    return layout.panel_height // block, layout.panel_width // block
+    return panels.panel_height // block, panels.panel_width // block
 
 
-def carry_along_source(layout: dip.DiptychLayout, cell: int, start: vn.CarryState | None = None,
+def carry_along_source(panels: NoisePanels, cell: int, start: vn.CarryState | None = None,
                        frames_before: int = 0) -> tuple[vn.CarriedCells, vn.CarryState]:
     """Noise particles carried along the source frames' Farneback flow, at the panel's latent cell grid (continuing
     from `start`, the state the previous segment ended in), and the state after the last frame."""
-    rows, cols = _carry_grid(layout, cell)
+    rows, cols = _carry_grid(panels, cell)
     block = LATENT_SCALE * cell
-    planes = optical_flow.frame_planes(dip.source_panels(layout))  # the frames as the diptych shows them
+    planes = optical_flow.frame_planes(panels.sources())  # the frames as the latent's panel shows them
     if start is not None:
         start.check_continues(rows, cols, cell, planes.shape[1:])
         planes_in = np.concatenate([start.last_planes[None], planes])
@@ -122,14 +160,16 @@ class ICEditVideoNoise(ICEditNode):
             node_id="ICEditVideoNoise",
             display_name="ICEdit Video Noise",
             category=CATEGORY,
-            description="The starting noise for every frame's diptych, as a NOISE for SamplerCustomAdvanced or "
+            description="The starting noise for every frame's latent (an ICEdit diptych, or a whole frame for "
+                        "FLUX.1 Kontext and Qwen-Image-Edit), as a NOISE for SamplerCustomAdvanced or "
                         "ICEdit Video Sampler. flow: frame 0's noise moves with the source's optical flow "
                         "(OpenCV Farneback), so a point of the scene keeps its noise while it is visible and "
                         "newly revealed areas get fresh noise; this cuts flicker. Every frame's noise stays "
                         "standard normal.",
             inputs=[
-                Layout.Input("layout", tooltip="From the ICEdit Diptych that laid out the clip's frames (they are "
-                                               "the frames the flow is measured on)."),
+                Layout.Input("layout", tooltip="From the node that laid out the clip's frames: ICEdit Diptych, or "
+                                               "ICEdit Kontext Encode / ICEdit Qwen-Image-Edit Encode (the frames "
+                                               "the flow is measured on, at the size the latent shows them)."),
                 io.Combo.Input("mode", options=list(vn.MODES), default=vn.FLOW,
                                tooltip="independent: a new draw per frame (what KSampler does; flickers most). "
                                        "shared: one draw for all frames (steady where nothing moves, but the "
@@ -147,33 +187,33 @@ class ICEditVideoNoise(ICEditNode):
                                         "the previous segment's noise reported, so the noise goes on across "
                                         "segments exactly as in one clip."),
             ],
-            outputs=[io.Noise.Output(tooltip="Noise for the clip's diptych latents, one per frame.")],
+            outputs=[io.Noise.Output(tooltip="Noise for the clip's latents, one per frame.")],
         )
 
     @classmethod
     def execute(cls, layout, mode, noise_seed, carry, carry_in="") -> io.NodeOutput:
-        layout = editors.require_diptych(layout, "ICEdit Video Noise")  # other editors' video: issue 19, item 4
+        panels = NoisePanels.of(layout)
         cell = vn.CARRY_GRIDS[carry]
         start, report_carry = _read_carry(carry_in)
         frames_before = start.frames if start else 0
-        segment = (f" (frames {frames_before + 1}-{frames_before + layout.batch_size} of a clip in segments)"
+        segment = (f" (frames {frames_before + 1}-{frames_before + panels.batch_size} of a clip in segments)"
                    if report_carry else "")
         if mode != vn.FLOW:
-            rows, cols = _carry_grid(layout, cell)
+            rows, cols = _carry_grid(panels, cell)
             if start is not None:
-                start.check_continues(rows, cols, cell, (3, layout.panel_height, layout.panel_width))
-            noise = VideoNoise(mode, noise_seed, layout, None, cell, frames_before)
-            state = vn.still_cells(layout.batch_size, rows, cols).state(
-                frames_before, cell, np.zeros((3, layout.panel_height, layout.panel_width), dtype=np.uint8))
-            note = f"{mode} noise for {layout.batch_size} frame(s){segment}."
+                start.check_continues(rows, cols, cell, (3, panels.panel_height, panels.panel_width))
+            noise = VideoNoise(mode, noise_seed, panels, None, cell, frames_before)
+            state = vn.still_cells(panels.batch_size, rows, cols).state(
+                frames_before, cell, np.zeros((3, panels.panel_height, panels.panel_width), dtype=np.uint8))
+            note = f"{mode} noise for {panels.batch_size} frame(s){segment}."
         else:
-            carried, state = carry_along_source(layout, cell, start, frames_before)
+            carried, state = carry_along_source(panels, cell, start, frames_before)
             fresh = carried.fresh_fraction()
-            note = (f"flow noise for {layout.batch_size} frame(s){segment}, carried on {carry}: on average "
+            note = (f"flow noise for {panels.batch_size} frame(s){segment}, carried on {carry}: on average "
                     f"{np.mean(fresh) * 100:.0f} % of each frame's cells got fresh noise (revealed or entering), "
                     f"at most {max(fresh) * 100:.0f} %." if fresh else
                     f"flow noise for a single frame{segment}: nothing to carry.")
-            noise = VideoNoise(mode, noise_seed, layout, carried, cell, frames_before)
+            noise = VideoNoise(mode, noise_seed, panels, carried, cell, frames_before)
         ui_out = ui.PreviewText(note).as_dict()
         if report_carry:
             ui_out[CARRY_UI_KEY] = [state.to_text()]
@@ -198,19 +238,24 @@ def _slice_control(control, start: int, stop: int, frames: int):
 
 def _slice_value(value, start: int, stop: int, frames: int, where: str):
     if isinstance(value, torch.Tensor):
-        return value[start:stop] if value.ndim and value.shape[0] == frames else value
+        return value[start:stop] if _per_frame(value, frames) else value
     if hasattr(value, "cond") and hasattr(value, "_copy_with"):  # comfy.conds.CONDRegular and kin
         inner = value.cond
-        if isinstance(inner, torch.Tensor) and inner.ndim and inner.shape[0] == frames:
+        if _per_frame(inner, frames):
             return value._copy_with(inner[start:stop])
+        if isinstance(inner, list) and any(_per_frame(item, frames) for item in inner):  # CONDList
+            return value._copy_with([_slice_value(item, start, stop, frames, where) for item in inner])
         return value
     if isinstance(value, dict):
         return {key: _slice_value(item, start, stop, frames, f"{where}.{key}") for key, item in value.items()}
-    if isinstance(value, (list, tuple)) and any(isinstance(item, torch.Tensor) and item.ndim
-                                                and item.shape[0] == frames for item in value):
-        raise ValueError(f"the conditioning's {where} holds per-frame tensors this sampler cannot split into "
-                         "chunks; set frames_per_batch to the number of frames or more")
+    if isinstance(value, (list, tuple)) and any(_per_frame(item, frames) for item in value):
+        # FLUX.1 Kontext's and Qwen-Image-Edit's reference_latents: a list of latents, each a batch of the frames
+        return type(value)(_slice_value(item, start, stop, frames, where) for item in value)
     return value
+
+
+def _per_frame(value, frames: int) -> bool:
+    return isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == frames
 
 
 def slice_cond(cond: dict, start: int, stop: int, frames: int) -> dict:
@@ -278,8 +323,8 @@ class ICEditVideoSampler(ICEditNode):
             node_id="ICEditVideoSampler",
             display_name="ICEdit Video Sampler (chunked)",
             category=CATEGORY,
-            description="SamplerCustomAdvanced for a clip: samples the frames' diptych latents frames_per_batch "
-                        "at a time, so a long clip never needs all its diptychs on the GPU at once. The noise is "
+            description="SamplerCustomAdvanced for a clip: samples the frames' latents frames_per_batch "
+                        "at a time, so a long clip never needs all its frames on the GPU at once. The noise is "
                         "drawn for the whole clip first and cut per chunk, so with euler every chunk is exactly "
                         "what SamplerCustomAdvanced gives for its frames, and the clip agrees with one big batch "
                         "to float rounding.",
@@ -291,7 +336,8 @@ class ICEditVideoSampler(ICEditNode):
                                                     "step (ancestral, SDE) draw it per chunk, so their result "
                                                     "depends on frames_per_batch."),
                 io.Sigmas.Input("sigmas", tooltip="E.g. BasicScheduler with the shifted model, 28 steps."),
-                io.Latent.Input("latent_image", tooltip="The frames' diptych latents (ICEdit Fill Conditioning)."),
+                io.Latent.Input("latent_image", tooltip="The frames' latents (ICEdit Fill Conditioning's diptychs, or "
+                                                          "the Kontext / Qwen-Image-Edit encode's latent)."),
                 io.Int.Input("frames_per_batch", default=4, min=1, max=4096,
                              tooltip="Diptychs sampled together: GPU memory grows with it, so lower it when "
                                      "memory runs out. The result does not depend on it beyond float rounding "

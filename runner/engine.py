@@ -19,8 +19,9 @@ import sys
 import tempfile
 import time
 
-from . import items as itemlib, paths, prompt as prompts, settings as settinglib, video
+from . import items as itemlib, paths, prompt as prompts, segments, settings as settinglib, video
 from .progress import Progress
+from .segmented_clip import SegmentedClip
 from .comfy_host import ComfyClient
 from .worker import EditWorker
 
@@ -102,6 +103,7 @@ class _Dispatch:
     attempts_log: str  # every failed try, one line each
     log: object
     failed_on: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))  # job id: workers
+    clips: dict = dataclasses.field(default_factory=dict)  # job id: its SegmentedClip, for a clip in segments
 
 
 @dataclasses.dataclass
@@ -278,9 +280,13 @@ def _plan(config: RunConfig, items, ledger, summary, log, smoke: bool, catalog: 
     todo = []
     for item in items:
         resolved = settinglib.resolve(smoke, run_values, item.values)
+        is_video, clip = video.is_video(item.image), None
         if item.error is None:
             try:
-                image_bytes, _ = itemlib.upload_bytes(item.image)
+                if is_video:  # checked and keyed without holding the clip: it may be long
+                    clip = itemlib.check_video(item.image)
+                else:
+                    image_bytes, _ = itemlib.upload_bytes(item.image)
             except itemlib.ItemError as error:
                 item.error = f"{item.where}: {error}"
         if item.error is not None:
@@ -292,12 +298,18 @@ def _plan(config: RunConfig, items, ledger, summary, log, smoke: bool, catalog: 
         declared = catalog.inputs(item.workflow)
         decided_by = settinglib.key_settings(item.workflow, item.instruction, resolved, set(declared),
                                              config.extra_inputs)
+        parts = _segments(item, clip, resolved["segment_frames"], declared, log)
+        if parts:  # a split clip's key says so; a clip edited whole keeps the key it always had
+            decided_by["segment_frames"] = resolved["segment_frames"]
         job = itemlib.Job(
             id=item.id, source=item.image, where=item.where, workflow=item.workflow,
-            upload_as="video" if video.is_video(item.image) else "image",
+            upload_as="video" if is_video else "image",
             inputs={"instruction": item.instruction, **{name: value for name, value in resolved.items()
-                                                        if name in declared}, **config.extra_inputs},
-            settings=decided_by, key=itemlib.content_key(image_bytes, decided_by))
+                                                        if name in declared and name not in
+                                                        settinglib.RUNNER_SETTINGS}, **config.extra_inputs},
+            settings=decided_by, segments=parts,
+            key=(itemlib.file_key(item.image, decided_by) if is_video
+                 else itemlib.content_key(image_bytes, decided_by)))
         if ledger.done(job.id, job.key):
             summary.already_done += 1
             continue
@@ -312,6 +324,22 @@ def _plan(config: RunConfig, items, ledger, summary, log, smoke: bool, catalog: 
             continue
         todo.append(job)
     return todo
+
+
+def _segments(item: itemlib.Item, clip, segment_frames, declared: dict, log) -> tuple:
+    """The segments a clip is edited in: () when it is edited whole (an image, a clip of at most segment_frames
+    frames, or a workflow that cannot carry its noise from segment to segment)."""
+    if clip is None or not segment_frames or clip.frames <= segment_frames:
+        return ()
+    if "video_carry" not in declared:
+        log(f"{item.where}: {clip.frames} frames are edited in one piece: the {item.workflow} workflow declares no "
+            "video_carry input (ICEdit Video Noise's carry_in), so it cannot be split into segments of "
+            f"{segment_frames} frames; memory grows with the clip's length")
+        return ()
+    parts = tuple(segments.plan(clip.frames, segment_frames))
+    log(f"{item.where}: {clip.frames} frames, edited in {len(parts)} segments of up to {segment_frames} frames "
+        "(--segment-frames), then joined")
+    return parts
 
 
 def _worker_setup(config: RunConfig, workflows: dict, smoke: bool, count: int, log) -> dict:
@@ -356,6 +384,14 @@ def _ray_package(folder: str) -> str:
 
 # -- dispatching ------------------------------------------------------------------------------------------------
 def _dispatch(state: _Dispatch, todo: list[itemlib.Job]) -> None:
+    try:
+        _hand_out(state, todo)
+    finally:
+        for clip in state.clips.values():
+            clip.close()
+
+
+def _hand_out(state: _Dispatch, todo: list[itemlib.Job]) -> None:
     queue = collections.deque(todo)
     idle = list(state.live)
     busy: dict[str, itemlib.Job] = {}
@@ -367,14 +403,21 @@ def _dispatch(state: _Dispatch, todo: list[itemlib.Job]) -> None:
             if job is None:
                 continue
             try:
-                request = job.request(state.config.item_timeout)
-            except itemlib.ItemError as error:  # the file changed or went away since the run began
+                if job.segments:
+                    clip = _clip(state, job)
+                    if clip.finished:  # an earlier run edited every segment but was stopped before the join
+                        _join(state, job, clip, worker=None)
+                        continue
+                    request, doing = clip.request(state.config.item_timeout), f"{job.id} {clip.describe()}"
+                else:
+                    request, doing = job.request(state.config.item_timeout), job.id
+            except (itemlib.ItemError, video.VideoError) as error:  # the file changed or went away since the start
                 _record_failure(state, job, f"{job.where}: {error}")
                 continue
             idle.remove(name)
             busy[name] = job
             state.backend.submit(name, request)
-            state.progress.working(name, job.id)
+            state.progress.working(name, doing)
         if not busy:
             continue
         finished = state.backend.wait(timeout=1.0)
@@ -387,6 +430,10 @@ def _dispatch(state: _Dispatch, todo: list[itemlib.Job]) -> None:
             elif name in state.live:
                 state.live.remove(name)
                 state.log(f"worker {name} is gone for good (its process died {ACTOR_RESTARTS + 1} times)")
+            if outcome.ok and job.segments:
+                if _keep_segment(state, job, outcome):
+                    queue.appendleft(job)  # its next segment, on the first free worker
+                continue
             if outcome.ok:
                 _write_result(state, job, outcome)
                 continue
@@ -414,8 +461,9 @@ def _next_job_for(name: str, queue, state: _Dispatch):
     return None
 
 
-def _write_result(state: _Dispatch, job: itemlib.Job, outcome: itemlib.Outcome) -> None:
-    written = []
+def _write_result(state: _Dispatch, job: itemlib.Job, outcome: itemlib.Outcome, written=None) -> None:
+    """The outcome's files and the job's ok line; `written`: the files are already there (a joined clip)."""
+    written = list(written or [])
     # The files and their ledger line are one step that Ctrl-C or SIGTERM cannot split: the signals wait.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
@@ -432,6 +480,47 @@ def _write_result(state: _Dispatch, job: itemlib.Job, outcome: itemlib.Outcome) 
     state.summary.executor_seconds += outcome.executor_seconds
     state.progress.finished(job.id, True, outcome.worker, outcome.seconds,
                             [os.path.join(state.config.output, n) for n in written], outcome.texts)
+
+
+def _clip(state: _Dispatch, job: itemlib.Job) -> SegmentedClip:
+    if job.id not in state.clips:
+        clip = state.clips[job.id] = SegmentedClip(job, state.config.output, state.ledger)
+        if clip.next:
+            state.log(f"{job.id}: segments 1-{clip.next} of {clip.count} were edited by an earlier run; going on "
+                      f"from segment {clip.next + 1}")
+    return state.clips[job.id]
+
+
+def _keep_segment(state: _Dispatch, job: itemlib.Job, outcome: itemlib.Outcome) -> bool:
+    """Keeps an edited segment and its ledger line; after the last one joins the clip and writes its result.
+    True while segments are left."""
+    clip = state.clips[job.id]
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # files, then their line
+    try:
+        try:
+            written = clip.keep(outcome)
+        except ValueError as error:
+            _record_failure(state, job, str(error), worker=outcome.worker, seconds=outcome.seconds)
+            return False
+        state.ledger.record_partial(job, outcome, clip.next, written)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    state.failed_on.pop(job.id, None)  # retries count per segment
+    if not clip.finished:
+        return True
+    _join(state, job, clip, outcome.worker)
+    return False
+
+
+def _join(state: _Dispatch, job: itemlib.Job, clip: SegmentedClip, worker) -> None:
+    name = job.result_names()[0]
+    try:
+        whole = clip.join(os.path.join(state.config.output, name))
+    except video.VideoError as error:
+        _record_failure(state, job, f"{job.where}: {error}", worker=worker)
+        return
+    _write_result(state, job, whole, written=[name])
+    clip.remove()
 
 
 def _record_failure(state: _Dispatch, job: itemlib.Job, error: str, worker=None, seconds=0.0) -> None:

@@ -16,7 +16,7 @@ import time
 from . import settings as settinglib, video
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-VIDEO_WORKFLOW = "video"  # the shipped workflow that edits a clip; the only one that takes a video file
+VIDEO_WORKFLOW = "video"  # the shipped workflow a clip goes to when --workflow takes no video (kontext_video does)
 MANIFEST_COLUMNS = ("image", "instruction", "id", "mask", "workflow",
                     *(setting.name for setting in settinglib.SETTINGS if setting.manifest))
 MAX_STEPS = settinglib.MAX_STEPS
@@ -54,6 +54,7 @@ class Job:
     inputs: dict  # setting -> value, for the workflow's declared inputs (None: the workflow's own)
     settings: dict  # what decides the edit: the key's ingredients besides the bytes (settings.key_settings)
     key: str
+    segments: tuple = ()  # a clip edited in segments: ((start, stop), ...) frames; (): the file is edited whole
 
     @property
     def instruction(self) -> str:
@@ -114,6 +115,7 @@ class Outcome:
     texts: list = dataclasses.field(default_factory=list)  # what the workflow's text outputs said
     seconds: float = 0.0  # the whole item, upload included
     executor_seconds: float = 0.0  # inside ComfyUI's executor
+    carry: str | None = None  # a segment of a clip: the noise state ICEdit Video Noise reported (icedit_carry)
 
     @property
     def ok(self) -> bool:
@@ -281,10 +283,7 @@ def upload_bytes(path: str) -> tuple[bytes, str]:
     if not data:
         raise ItemError(f"{path}: the file is empty (0 bytes)")
     if video.is_video(path):
-        try:
-            video.check_encodable(path, video.inspect(path))
-        except video.VideoError as error:
-            raise ItemError(str(error)) from None
+        check_video(path)
         return data, os.path.splitext(path)[1].lower()
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -314,6 +313,16 @@ def upload_bytes(path: str) -> tuple[bytes, str]:
     return data, extension
 
 
+def check_video(path: str) -> video.ClipInfo:
+    """What the clip holds, after checking that the video workflow can edit and save it (ItemError naming it)."""
+    try:
+        info = video.inspect(path)
+        video.check_encodable(path, info)
+    except video.VideoError as error:
+        raise ItemError(str(error)) from None
+    return info
+
+
 def _to_8bit(image):
     """A 16-bit or 32-bit greyscale image as 8-bit RGB, scaled by the depth the values actually use."""
     import numpy as np
@@ -334,15 +343,30 @@ def content_key(image_bytes: bytes, settings: dict) -> str:
     return digest.hexdigest()[:32]
 
 
+def file_key(path: str, settings: dict) -> str:
+    """content_key of a file's bytes, read a block at a time (a long clip is never held whole)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise ItemError(f"{path}: cannot read it ({error.strerror})") from None
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
 # -- the ledger -------------------------------------------------------------------------------------------------
 class Ledger:
     """DIR/results.jsonl: one line per finished item; the last line for an id is its state. Lines are appended
     only after the item's files exist, and flushed to disk one by one, so a run killed at any point leaves a
-    ledger that the next run continues from."""
+    ledger that the next run continues from. A clip edited in segments writes a "partial" line per finished
+    segment; the last one for an id stays known (`partial`) through later failed lines, until its ok line."""
 
     def __init__(self, output_dir: str):
         self.path = os.path.join(output_dir, "results.jsonl")
         self.state: dict[str, dict] = {}
+        self.partial: dict[str, dict] = {}  # id: the last "partial" line, while the clip is not finished
         self._cut_off_at: int | None = None  # where a cut-off last line starts; dropped before the next record
         if os.path.exists(self.path):
             with open(self.path, "rb") as handle:  # bytes: a write cut short may end inside a character
@@ -361,7 +385,7 @@ class Ledger:
                     break
                 if not isinstance(entry, dict) or "id" not in entry or "status" not in entry:
                     raise ItemError(f"{self.path} line {number} is not a ledger entry; the ledger is damaged")
-                self.state[entry["id"]] = entry
+                self._note(entry)
 
     def done(self, item_id: str, key: str) -> bool:
         entry = self.state.get(item_id)
@@ -377,6 +401,19 @@ class Ledger:
                      "instruction": job.instruction, "seed": job.seed, "workflow": job.workflow,
                      "worker": outcome.worker, "seconds": round(outcome.seconds, 3),
                      "executor_seconds": round(outcome.executor_seconds, 3), "error": None, "report": outcome.texts})
+
+    def record_partial(self, job: Job, outcome: Outcome, finished: int, written: list[str]) -> None:
+        """Segment `finished` (1-based) of the job's clip is edited; its files are in the segment folder."""
+        self.record({"id": job.id, "status": "partial", "segment": finished, "segments": len(job.segments),
+                     "frames": list(job.segments[finished - 1]), "outputs": sorted(written), "key": job.key,
+                     "image": job.source, "instruction": job.instruction, "seed": job.seed, "workflow": job.workflow,
+                     "worker": outcome.worker, "seconds": round(outcome.seconds, 3),
+                     "executor_seconds": round(outcome.executor_seconds, 3), "error": None})
+
+    def segments_done(self, item_id: str, key: str) -> int:
+        """How many segments of the clip with this key the ledger says are edited (0 for another key)."""
+        entry = self.partial.get(item_id)
+        return entry["segment"] if entry is not None and entry.get("key") == key else 0
 
     def record_failed(self, job: Job, error: str, worker: str | None = None, seconds: float = 0.0) -> None:
         self.record({"id": job.id, "status": "failed", "outputs": [], "key": job.key, "image": job.source,
@@ -400,7 +437,14 @@ class Ledger:
             handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        self._note(entry)
+
+    def _note(self, entry: dict) -> None:
         self.state[entry["id"]] = entry
+        if entry["status"] == "partial" and isinstance(entry.get("segment"), int):
+            self.partial[entry["id"]] = entry
+        elif entry["status"] == "ok":
+            self.partial.pop(entry["id"], None)
 
 
 def write_atomically(path: str, data: bytes) -> None:

@@ -68,7 +68,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     how.add_argument("--workflow", default="basic", metavar="NAME_OR_FILE",
                      help="basic: the normal ICEdit LoRA; moe: the ICEdit MoE-LoRA; early_filter: MoE-LoRA + Early "
                           "Filter with a local VLM judge; controlnet, upscale, lowvram, multiturn (one instruction "
-                          "per line), fast, region, compound, text_region; video (chosen by --video); or the path of "
+                          "per line), fast, region, compound, text_region; video (chosen by --video), kontext_video (a "
+                          "clip edited by FLUX.1 Kontext); or the path of "
                           "your own workflow (UI format) that declares its settable inputs (README: Your own "
                           "workflow)")
     settinglib.add_options(how)
@@ -144,9 +145,10 @@ def main(argv=None) -> int:
             if args.batch:
                 work = itemlib.read_batch(args.batch)
             elif args.edit or args.video:
-                # A video given to --edit goes to the video workflow too (items.py): both are described.
+                # A clip goes to --workflow when it takes video (kontext_video), else to the video workflow
+                # (engine._assign_workflow), from --video or --edit alike: both are described.
                 work = describe_clips(itemlib.from_edit_pairs(args.edit)
-                                      + itemlib.from_edit_pairs(args.video, "--video", itemlib.VIDEO_WORKFLOW))
+                                      + itemlib.from_edit_pairs(args.video, "--video"))
             else:
                 source = example_image(os.path.join(workdir, "icedit_example.png"))
                 print(f"no --edit given: editing a built-in synthetic example ({source})")

@@ -10,8 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+# Frames per segment of a long clip. Measured on the smoke models: 240 frames of 1920x1080 in segments of 16 peak
+# at +3.1 GiB above the loaded models, whatever the clip's length (bench/results/video_segments_cpu.json).
+SEGMENT_FRAMES = 16
 MAX_STEPS = 10000  # KSampler's own limit; --steps and a manifest's steps column both stop here
 ALWAYS, WHEN_DECLARED = "always", "when declared"  # Setting.key: when the ledger's key holds the setting
+RUNNER = "runner"  # Setting.key of a setting the runner itself uses, never a workflow input (engine.py keys it)
 
 
 class SettingError(ValueError):
@@ -31,7 +35,8 @@ class Setting:
     smoke: object = None  # the default on the smoke-test models (small, so a smoke run is quick)
     # ALWAYS: the key holds it (None included) for every item; WHEN_DECLARED: only for a workflow that declares it.
     # Which is which keeps the keys of existing ledgers: video_noise and frames_per_batch came with the video
-    # workflow, after image keys were already written without them.
+    # workflow, after image keys were already written without them. RUNNER: not a workflow input; the engine puts
+    # it in the key where it changes the edit (segment_frames: only for a clip it splits).
     key: str = ALWAYS
 
     @property
@@ -69,10 +74,16 @@ SETTINGS = (
             choices=("independent", "shared", "flow"), flag="--noise", key=WHEN_DECLARED),
     Setting("frames_per_batch", "video: frames sampled together (default 4; fewer need less GPU memory; the result "
             "is the same up to float rounding)", 1, 4096, key=WHEN_DECLARED),
+    Setting("segment_frames", f"video: a clip longer than this is edited this many frames at a time and joined, "
+            f"so memory stays bounded whatever its length (default {SEGMENT_FRAMES}); the noise runs on across "
+            "segments as in one clip", 1, 100000, manifest=True, real=SEGMENT_FRAMES, smoke=SEGMENT_FRAMES,
+            key=RUNNER),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
-# What a workflow declares besides the settings: the uploaded file and the instruction come with the item.
-ITEM_INPUTS = ("image", "video", "instruction")
+# What a workflow declares besides the settings: the uploaded file and the instruction come with the item;
+# video_carry (ICEdit Video Noise's carry_in) takes the noise state from segment to segment of a split clip.
+ITEM_INPUTS = ("image", "video", "instruction", "video_carry")
+RUNNER_SETTINGS = frozenset(setting.name for setting in SETTINGS if setting.key == RUNNER)
 
 
 def add_options(group) -> None:
@@ -99,6 +110,9 @@ def parse_assignment(text: str) -> tuple[str, object]:
     name = name.strip()
     if not equals or not name:
         raise SettingError(f"--set {text!r}: write NAME=VALUE (e.g. --set cfg=2.5)")
+    if name == "video_carry":
+        raise SettingError(f"--set {text!r}: the runner sets video_carry itself, segment by segment of a clip "
+                           "(--segment-frames)")
     if name in BY_NAME or name in ITEM_INPUTS:
         option = BY_NAME[name].option if name in BY_NAME else "--edit/--batch"
         raise SettingError(f"--set {text!r}: {name} has its own option, {option}")
@@ -125,7 +139,7 @@ def key_settings(workflow: str, instruction: str, resolved: dict, declared: set,
     this is the very dict the runner has keyed on since the first ledger, so their resumes go on."""
     settings = {"workflow": workflow, "instruction": instruction}
     for setting in SETTINGS:
-        if setting.key == ALWAYS or setting.name in declared:
+        if setting.key == ALWAYS or (setting.key == WHEN_DECLARED and setting.name in declared):
             settings[setting.name] = resolved[setting.name]
     settings.update(extra)  # --set values: only what a user's workflow declares, so never a shipped key's names
     return settings

@@ -124,6 +124,8 @@ class EditWorker:
                         outcome.outputs.append(Output(kind=kinds.get(node_id, f"node{node_id}"), node=node_id,
                                                       filename=image["filename"], data=self.server.view(image)))
                 outcome.texts += [str(text) for text in output.get("text", [])]
+                for state in output.get("icedit_carry", []):  # ICEdit Video Noise on a segment of a clip
+                    outcome.carry = str(state)
             if not any(output.kind == "edited" for output in outcome.outputs):
                 raise comfy_host.ComfyError("the workflow finished but saved no 'edited' output (the output node "
                                             "whose filename_prefix ends in 'edited')")

@@ -16,7 +16,7 @@ from comfyui_icedit.runner import engine, items, prompt as prompts, run_icedit, 
 from icedit_testing import REPO
 
 SHIPPED_SETTINGS = {"image", "video", "instruction", "seed", "steps", "panel_width", "candidates", "early_steps",
-                    "video_noise", "frames_per_batch"}
+                    "video_noise", "frames_per_batch", "video_carry"}
 
 
 def shipped(name: str) -> dict:
@@ -29,7 +29,9 @@ def test_every_shipped_workflow_declares_its_inputs_on_nodes_it_has(name):
     workflow = shipped(name)
     declared = prompts.declared_inputs(workflow, name)
     assert set(declared) <= SHIPPED_SETTINGS and "instruction" in declared
-    assert ("video" in declared) == (name == "video") and ("image" in declared) == (name != "video")
+    is_video = name.endswith("video")  # video, kontext_video
+    assert ("video" in declared) == is_video and ("image" in declared) == (not is_video)
+    assert ("video_carry" in declared) == is_video  # the runner can edit its clips in segments
     nodes = {str(node["id"]): node for node in workflow["nodes"]}
     for setting, targets in declared.items():
         for node_id, input_name in targets:
@@ -103,7 +105,7 @@ def test_each_setting_gives_an_option_and_the_manifest_columns():
     assert (args.panel_width, args.video_noise, args.seed) == (128, "shared", None)
     assert dict(map(settings.parse_assignment, args.extra_inputs)) == {"cfg": 2.5, "sampler_name": "euler",
                                                                       "flag": True}
-    assert [name for name in items.MANIFEST_COLUMNS if name in settings.BY_NAME] == ["seed", "steps"]
+    assert [name for name in items.MANIFEST_COLUMNS if name in settings.BY_NAME] == ["seed", "steps", "segment_frames"]
     config = engine.RunConfig(output="out", steps=3)
     assert (config.steps, config.seed, config.frames_per_batch) == (3, None, None)
     with pytest.raises(settings.SettingError, match="has its own option, --seed"):

@@ -22,6 +22,7 @@ import scipy.stats
 import torch
 import torch.nn.functional as F
 from icedit_testing import video_clips
+from icedit_testing.sampling import FixedNoise
 from comfy_api.latest._input_impl.video_types import VideoFromFile
 from comfy_extras.nodes_custom_sampler import (BasicGuider, BasicScheduler, CFGGuider, KSamplerSelect,
                                                Noise_RandomNoise, SamplerCustomAdvanced)
@@ -275,17 +276,6 @@ def stock(s, guider, noise=None, latent=None) -> torch.Tensor:
 def chunked(s, guider, frames_per_batch: int) -> torch.Tensor:
     return ICEditVideoSampler.execute(s["noise"], guider, s["sampler"], s["sigmas"], s["latent"],
                                       frames_per_batch).result[0]["samples"]
-
-
-class FixedNoise:
-    """A NOISE that gives the given values: a slice of the whole clip's noise, for one chunk's reference."""
-
-    def __init__(self, seed: int, values: torch.Tensor):
-        self.seed, self.values = seed, values
-
-    def generate_noise(self, input_latent):
-        assert input_latent["samples"].shape == self.values.shape
-        return self.values
 
 
 def frames_of_conditioning(conditioning, start: int, stop: int, frames: int):
