@@ -204,9 +204,7 @@ def carry_cells(cell_flows: np.ndarray, rows: int, cols: int, start: CarryState 
     if cell_flows.ndim != 4 or cell_flows.shape[1:] != (rows, cols, 2):
         raise ValueError(f"cell flows have shape {cell_flows.shape}; expected [frames - 1, {rows}, {cols}, 2]")
     if start is None:
-        grid_y, grid_x = np.mgrid[0:rows, 0:cols]
-        ids = np.arange(rows * cols, dtype=np.int64)
-        xs, ys = grid_x.ravel().astype(np.float64), grid_y.ravel().astype(np.float64)
+        ids, xs, ys = _one_per_cell(rows, cols)
         count, first = rows * cols, [ids.reshape(rows, cols)]
     else:
         ids, xs, ys, count, first = start.ids, start.xs, start.ys, start.count, []
@@ -279,12 +277,17 @@ def carried_noise(carried: CarriedCells, channels: int, seed: int, cell: int = 1
     return per_cell.permute(0, 3, 1, 4, 2, 5).reshape(frames, channels, rows * cell, cols * cell).contiguous()
 
 
+def _one_per_cell(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fresh start: one particle per cell, ids in raster order, each at its cell's centre: (ids, xs, ys)."""
+    grid_y, grid_x = np.mgrid[0:rows, 0:cols]
+    return (np.arange(rows * cols, dtype=np.int64), grid_x.ravel().astype(np.float64),
+            grid_y.ravel().astype(np.float64))
+
+
 def still_cells(frames: int, rows: int, cols: int) -> CarriedCells:
     """Every cell keeps its particle in every frame: carried cells of a clip that never moves."""
-    ids = np.arange(rows * cols, dtype=np.int64)
-    grid_y, grid_x = np.mgrid[0:rows, 0:cols]
-    return CarriedCells(np.repeat(ids.reshape(1, rows, cols), frames, axis=0), rows * cols,
-                        end=(ids, grid_x.ravel().astype(np.float64), grid_y.ravel().astype(np.float64)))
+    ids, xs, ys = _one_per_cell(rows, cols)
+    return CarriedCells(np.repeat(ids.reshape(1, rows, cols), frames, axis=0), rows * cols, end=(ids, xs, ys))
 
 
 def diptych_noise(mode: str, frames: int, channels: int, height: int, width: int, seed: int,

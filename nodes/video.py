@@ -24,6 +24,7 @@ from ..icedit_core import diptych as dip
 from ..icedit_core import editors
 from ..icedit_core import flicker as flicker_metric
 from ..icedit_core import optical_flow
+from ..icedit_core.segment_carry import CARRY_START, CARRY_UI_KEY
 from ..icedit_core import video_noise as vn
 from .io_types import Layout
 from .validation import ICEditNode
@@ -150,7 +151,6 @@ def _read_carry(carry_in: str) -> tuple[vn.CarryState | None, bool]:
     return vn.CarryState.from_text(text), True
 
 
-CARRY_START = "start"  # carry_in of a segmented clip's first segment: nothing to continue, but report the state
 
 
 class ICEditVideoNoise(ICEditNode):
@@ -220,7 +220,6 @@ class ICEditVideoNoise(ICEditNode):
         return io.NodeOutput(noise, ui=ui_out)
 
 
-CARRY_UI_KEY = "icedit_carry"  # where a segment's noise reports its end state (the runner reads it from history)
 
 
 # -- chunked sampling -------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 
+from ..icedit_core.segment_carry import CARRY_START
 from . import items as itemlib, segments
 
 SEGMENTS_FOLDER = ".icedit-segments"
@@ -41,7 +42,7 @@ class SegmentedClip:
 
     def request(self, timeout: float) -> itemlib.EditRequest:
         """The next segment's request: its frames as a file (segments.SegmentSource), the noise state to go on
-        from ("start" on the first segment, so the noise node reports its state)."""
+        from (CARRY_START on the first segment, so the noise node reports its state)."""
         start, stop = self.job.segments[self.next]
         path = os.path.join(self.folder, f"{self.next}.source{segments.SEGMENT_EXTENSION}")
         try:
@@ -51,7 +52,7 @@ class SegmentedClip:
         finally:
             if os.path.exists(path):
                 os.remove(path)
-        carry = "start" if self.next == 0 else self._report(self.next - 1)["carry"]
+        carry = CARRY_START if self.next == 0 else self._report(self.next - 1)["carry"]
         return itemlib.EditRequest(id=self.job.id, workflow=self.job.workflow, upload_as=self.job.upload_as,
                                    inputs={**self.job.inputs, "video_carry": carry}, upload=upload,
                                    extension=segments.SEGMENT_EXTENSION, timeout=timeout)

@@ -12,6 +12,7 @@ import time
 from . import comfy_host, prompt as prompts
 from .items import EditRequest, Outcome, Output
 from ..icedit_core.model_files import SMOKE_NODES_ENV
+from ..icedit_core.segment_carry import CARRY_UI_KEY
 from .prompt import SMOKE_CLIP_SWAPS
 
 PACK_NODE = "ICEditDiptych"  # present when the pack loaded on that server
@@ -124,7 +125,7 @@ class EditWorker:
                         outcome.outputs.append(Output(kind=kinds.get(node_id, f"node{node_id}"), node=node_id,
                                                       filename=image["filename"], data=self.server.view(image)))
                 outcome.texts += [str(text) for text in output.get("text", [])]
-                for state in output.get("icedit_carry", []):  # ICEdit Video Noise on a segment of a clip
+                for state in output.get(CARRY_UI_KEY, []):  # ICEdit Video Noise on a segment of a clip
                     outcome.carry = str(state)
             if not any(output.kind == "edited" for output in outcome.outputs):
                 raise comfy_host.ComfyError("the workflow finished but saved no 'edited' output (the output node "

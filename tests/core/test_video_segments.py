@@ -12,12 +12,7 @@ import pytest
 
 from comfyui_icedit.runner import segments, video
 from icedit_testing import video_clips
-
-
-def decoded(path) -> np.ndarray:
-    """The rgb24 frames of a file, as ComfyUI's Get Video Components decodes them (before its float conversion)."""
-    with av.open(str(path)) as container:
-        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+from icedit_testing.video_clips import decoded
 
 
 def audio_samples(path) -> int:

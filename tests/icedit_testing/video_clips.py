@@ -61,6 +61,13 @@ def write_clip(path: str, frames: torch.Tensor, fps: int = 12, audio: bool = Fal
     return path
 
 
+def decoded(path) -> np.ndarray:
+    """The rgb24 frames of a file [T, H, W, 3] uint8, as ComfyUI's Get Video Components decodes them (before its
+    float conversion)."""
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
 def probe(path: str) -> dict:
     """What a written clip holds: decoded frame count, average fps, size, whether it has audio, frame times."""
     with av.open(path) as container:

@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 
-import av
 import numpy as np
 
 from comfyui_icedit.runner.segmented_clip import SEGMENTS_FOLDER
 from icedit_testing import video_clips
+from icedit_testing.video_clips import decoded
 from icedit_testing.server_runs import default_sigint, run_main_job
 
 FPS = 12
@@ -28,11 +28,6 @@ def ledger(output) -> list[dict]:
         return []
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
-
-
-def decoded(path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
 
 
 def edit_in_segments(server, clip, output, segment_frames, *extra):
